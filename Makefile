@@ -1,0 +1,43 @@
+# opsflow — `make help` lists the targets. The README's two commands are `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.DEFAULT_GOAL := help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed  ## venv and pip install -e .[dev]
+
+run: setup  ## create/upgrade the SQLite database, load the demo department and processes, start the worker
+	$(BIN)/opsflow init
+	@echo "Try: $(BIN)/opsflow tasks --as ddm1   (see README for more)"
+	$(BIN)/opsflow worker
+
+test: setup  ## the whole suite on SQLite; on PostgreSQL too when OPSFLOW_TEST_DATABASE_URL is set
+	$(PY) -m pytest
+
+lint: setup  ## ruff, mypy (strict on engine/), import-linter contracts
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: setup  ## ruff --fix and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup  ## the engine benchmark (ratios and medians)
+	$(PY) bench/engine.py
+
+conformance: setup  ## deploy and run ../shared/conformance; writes docs/conformance.md
+	$(BIN)/opsflow conformance ../shared/conformance --report docs/conformance.md
+
+.PHONY: help setup run test lint fmt bench conformance

@@ -1,0 +1,34 @@
+"""Settings from the environment: database URL, secret key, paths."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'instance' / 'opsflow.sqlite'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine and the web app need to know about where they run."""
+
+    database_url: str = field(default_factory=_default_database_url)
+    secret_key: str = "dev-only-change-me"  # noqa: S105 - development default; deployments set OPSFLOW_SECRET_KEY
+    processes_dir: Path = PROJECT_ROOT / "processes"
+    forms_dir: Path = PROJECT_ROOT / "forms"
+    demo_data: Path = PROJECT_ROOT / "engine" / "data" / "demo_department.json"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        defaults = cls()
+        return cls(
+            database_url=os.environ.get("OPSFLOW_DATABASE_URL", defaults.database_url),
+            secret_key=os.environ.get("OPSFLOW_SECRET_KEY", defaults.secret_key),
+            processes_dir=Path(os.environ.get("OPSFLOW_PROCESSES_DIR", defaults.processes_dir)),
+            forms_dir=Path(os.environ.get("OPSFLOW_FORMS_DIR", defaults.forms_dir)),
+        )

@@ -1,0 +1,195 @@
+"""Users, roles, the org chart (who manages whom), password hashing, login."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import audit
+from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from engine.models import Role, User, UserRole
+
+# (code, 中文, English): the regulation's org chart (二(一)) and the functions around it.
+ROLES: tuple[tuple[str, str, str], ...] = (
+    ("DM", "部门经理", "Department manager"),
+    ("DDM", "副经理", "Deputy manager"),
+    ("OPS", "运营管理组", "Operations group"),
+    ("SALES", "销售组", "Sales group"),
+    ("CS", "客服组", "Customer service group"),
+    ("FIN_ACC", "财务-会计", "Finance - accountant"),
+    ("FIN_CASH", "财务-出纳", "Finance - cashier"),
+    ("ARC", "档案管理员", "Archivist"),
+    ("CMP", "合规", "Compliance"),
+    ("HR", "人事", "Human resources"),
+    ("GM", "总经理", "General manager"),
+    ("PO", "流程负责人", "Process owner"),
+    ("ADMIN", "系统管理员", "System administrator"),
+)
+
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: the user and the roles they hold."""
+
+    id: int
+    username: str
+    display_name: str
+    roles: frozenset[str]
+
+    def has_role(self, *codes: str) -> bool:
+        return not self.roles.isdisjoint(codes)
+
+
+SYSTEM = Actor(id=0, username="system", display_name="系统 / system", roles=frozenset({"ADMIN"}))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def ensure_roles(session: Session) -> None:
+    """Create the regulation's roles that do not exist yet."""
+    existing = set(session.scalars(select(Role.code)))
+    for code, name_zh, name_en in ROLES:
+        if code not in existing:
+            session.add(Role(code=code, name_zh=name_zh, name_en=name_en))
+    session.flush()
+
+
+def create_user(
+    session: Session,
+    username: str,
+    display_name: str,
+    *,
+    password: str | None = None,
+    password_hash: str | None = None,
+    roles: Iterable[str] = (),
+    manager: str | None = None,
+) -> Actor:
+    """Add a user with roles and (optionally) a manager.
+
+    :raise InvalidInputError: the username is taken, a role or the manager does not exist.
+    """
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise InvalidInputError(
+            "用户名已存在", {"username": [f"用户名 {username} 已存在 / username taken"]}
+        )
+    manager_id = _user(session, manager).id if manager else None
+    user = User(
+        username=username,
+        display_name=display_name,
+        password_hash=password_hash or hash_password(password or ""),
+        manager_id=manager_id,
+    )
+    session.add(user)
+    session.flush()
+    _grant(session, user.id, roles)
+    return get_actor(session, username)
+
+
+def _grant(session: Session, user_id: int, roles: Iterable[str]) -> None:
+    known = set(session.scalars(select(Role.code)))
+    for code in roles:
+        if code not in known:
+            raise InvalidInputError("未知角色", {"roles": [f"未知角色 / unknown role: {code}"]})
+        session.add(UserRole(user_id=user_id, role_code=code))
+    session.flush()
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError(f"用户不存在 / no such user: {username}")
+    return user
+
+
+def _actor(session: Session, user: User) -> Actor:
+    roles = frozenset(
+        session.scalars(select(UserRole.role_code).where(UserRole.user_id == user.id))
+    )
+    return Actor(user.id, user.username, user.display_name, roles)
+
+
+def get_actor(session: Session, username: str) -> Actor:
+    """:raise NotFoundError: no active user of that name."""
+    user = _user(session, username)
+    if not user.active:
+        raise NotFoundError(f"用户已停用 / user is deactivated: {username}")
+    return _actor(session, user)
+
+
+def get_actor_by_id(session: Session, user_id: int) -> Actor:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"用户不存在 / no such user: #{user_id}")
+    return _actor(session, user)
+
+
+def manager_of(session: Session, user_id: int) -> Actor | None:
+    """The user's manager in the org chart, if any."""
+    user = session.get(User, user_id)
+    if user is None or user.manager_id is None:
+        return None
+    return get_actor_by_id(session, user.manager_id)
+
+
+def usernames(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
+    ids = set(user_ids)
+    if not ids:
+        return {}
+    return {
+        row.id: row.username
+        for row in session.execute(select(User.id, User.username).where(User.id.in_(ids)))
+    }
+
+
+def authenticate(session: Session, username: str, password: str) -> Actor:
+    """Check a password; both outcomes are audited.
+
+    :raise PermissionDeniedError: unknown user, deactivated user or wrong password (one message for all).
+    """
+    user = session.scalar(select(User).where(User.username == username))
+    ok = user is not None and user.active and _verify(user.password_hash, password)
+    audit.record(session, "login" if ok else "login_failed", actor=username)
+    if not ok or user is None:
+        raise PermissionDeniedError("用户名或密码错误 / wrong username or password")
+    return _actor(session, user)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def load_department(session: Session, path: Path) -> list[Mapping[str, Any]]:
+    """Load the demo department (users, roles, reporting lines) from a JSON file; idempotent.
+
+    Returns the users that were created (with their demo passwords) so the caller can print them.
+    """
+    ensure_roles(session)
+    people: list[Mapping[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["users"]
+    created = []
+    for person in people:  # managers come first in the file
+        if session.scalar(select(User.id).where(User.username == person["username"])) is None:
+            create_user(
+                session,
+                person["username"],
+                person["display_name"],
+                password=person["password"],
+                roles=person["roles"],
+                manager=person.get("manager"),
+            )
+            created.append(person)
+    return created

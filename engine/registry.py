@@ -1,0 +1,443 @@
+"""Validate and deploy BPMN (with DMN and forms) as immutable, numbered, content-hashed versions."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine import audit, bpmn, clock, dmn_checks, forms, sandbox, workdays
+from engine.assignment import parse_assignee, role_for_lane
+from engine.errors import (
+    DefinitionProblem,
+    InvalidDefinitionError,
+    InvalidInputError,
+    NotFoundError,
+    ScriptRejectedError,
+)
+from engine.identity import Actor
+from engine.models import PeriodicStart, ProcessDefinition
+
+_FOREIGN = re.compile(r"[$#]\{")
+_BARE_ISO = re.compile(
+    r"^\s*(R\d*/)?P(\d|T)[0-9A-Z.]*\s*$|^\s*\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-][\d:]+)?\s*$"
+)
+
+
+@dataclass(frozen=True)
+class DeployedVersion:
+    """The version a deploy produced (or found: identical content is never deployed twice)."""
+
+    id: int
+    key: str
+    version: int
+    name: str
+    sha256: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class ProcessFiles:
+    """A BPMN file with the DMN files and forms it may use."""
+
+    source: str
+    bpmn_xml: str
+    dmn_files: Mapping[str, str]
+    forms: Mapping[str, forms.FormDefinition]
+    # lanes that map to no role are open to anyone (only for the conformance walk)
+    open_lanes: bool = False
+
+
+# --- validation ---
+
+
+def check(
+    session: Session, files: ProcessFiles
+) -> tuple[bpmn.CompiledProcess | None, dict[str, str], list[DefinitionProblem]]:
+    """Everything deploy checks, without deploying: (compiled process, pinned called XML, problems)."""
+    try:
+        foreign = bpmn.foreign_constructs(files.bpmn_xml, files.source)
+        if foreign:
+            return None, {}, foreign
+        called = _called_xml(session, files)
+        dmn = _referenced_dmn(files)
+        compiled = bpmn.compile_process(files.bpmn_xml, files.source, dmn, called)
+    except InvalidDefinitionError as exc:
+        return None, {}, exc.problems
+    problems = [
+        *_user_task_problems(compiled, files),
+        *_expression_problems(compiled, files.source),
+        *dmn_checks.table_problems(bpmn.decision_tables(compiled), files.source),
+    ]
+    return compiled, called, problems
+
+
+def _called_xml(session: Session, files: ProcessFiles) -> dict[str, str]:
+    """The newest deployed version of every process the file calls, with their own callees."""
+    called: dict[str, str] = {}
+    pending = sorted(bpmn.called_element_ids(files.bpmn_xml, files.source))
+    while pending:
+        key = pending.pop()
+        if key in called:
+            continue
+        definition = find_latest(session, key)
+        if definition is None:
+            raise bpmn_problem(
+                files.source, key, f"被调用的流程未部署 / called process '{key}' is not deployed"
+            )
+        called[key] = definition.bpmn_xml
+        pending.extend(sorted(set(definition.called) - set(called)))
+    return called
+
+
+def bpmn_problem(source: str, element_id: str | None, message: str) -> InvalidDefinitionError:
+    problem = DefinitionProblem(source, element_id, message)
+    return InvalidDefinitionError(str(problem), [problem])
+
+
+def _referenced_dmn(files: ProcessFiles) -> dict[str, str]:
+    wanted = set(re.findall(r"calledDecisionId>\s*([^<\s]+)\s*<", files.bpmn_xml))
+    if not wanted:
+        return {}
+    chosen: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for name, xml in files.dmn_files.items():
+        for decision_id in (
+            set(re.findall(r"<(?:\w+:)?decision\b[^>]*\bid=\"([^\"]+)\"", xml)) & wanted
+        ):
+            if decision_id in owner:
+                raise bpmn_problem(
+                    files.source,
+                    decision_id,
+                    (
+                        f"决策 {decision_id} 同时定义于 {owner[decision_id]} 和 {name} / decision {decision_id} is "
+                        f"defined in both {owner[decision_id]} and {name}: which one runs would be an accident"
+                    ),
+                )
+            owner[decision_id] = name
+            chosen[name] = xml
+    return chosen
+
+
+def _user_task_problems(
+    compiled: bpmn.CompiledProcess, files: ProcessFiles
+) -> list[DefinitionProblem]:
+    problems = []
+    for task in compiled.user_tasks.values():
+        props = task.properties
+        if (
+            role_for_lane(task.lane, props) is None
+            and not props.get("assignee")
+            and not files.open_lanes
+        ):
+            problems.append(
+                DefinitionProblem(
+                    files.source,
+                    task.bpmn_id,
+                    f"泳道 '{task.lane}' 没有对应的角色，也没有指定处理人 / lane '{task.lane}' maps to no known role and the task names no assignee",
+                )
+            )
+        form_key = props.get("formKey")
+        if form_key and form_key not in files.forms:
+            problems.append(
+                DefinitionProblem(
+                    files.source,
+                    task.bpmn_id,
+                    f"表单 '{form_key}' 不存在 / no form '{form_key}' in forms/",
+                )
+            )
+        problems.extend(_property_problems(files.source, task.bpmn_id, props))
+    return problems
+
+
+def _property_problems(
+    source: str, bpmn_id: str, props: Mapping[str, str]
+) -> list[DefinitionProblem]:
+    problems = []
+    try:
+        parse_assignee(props.get("assignee"))
+        if props.get("deadline"):
+            workdays.parse_deadline_spec(props["deadline"])
+    except InvalidInputError as exc:
+        problems.append(DefinitionProblem(source, bpmn_id, str(exc.field_errors or exc)))
+    return problems
+
+
+def _expression_problems(compiled: bpmn.CompiledProcess, source: str) -> list[DefinitionProblem]:
+    problems = []
+    for expression in bpmn.expressions(compiled):
+        message = _expression_problem(expression)
+        if message:
+            problems.append(DefinitionProblem(source, expression.element_id, message))
+    return problems
+
+
+def _expression_problem(expression: bpmn.Expression) -> str | None:
+    text = expression.text
+    if _FOREIGN.search(text):
+        return (
+            f"表达式 '{text.strip()}' 使用了 JUEL/EL 语法，opsflow 只执行 Python 表达式 / "
+            f"'{text.strip()}' is a JUEL/EL expression; opsflow runs Python expressions only"
+        )
+    if expression.kind == "timer" and _BARE_ISO.match(text):
+        return (
+            f"计时器值 {text.strip()} 需要加引号 / timer value {text.strip()} must be a quoted "
+            f'Python string, e.g. "{text.strip()}"'
+        )
+    if expression.kind == "dmn_input":
+        text = dmn_checks.entry_expression(text)
+    try:
+        sandbox.check(text, "exec" if expression.mode == "exec" else "eval")
+    except ScriptRejectedError as exc:
+        return f"{expression.kind}: {exc}"
+    return None
+
+
+def check_dmn(dmn_xml: str, source: str) -> list[DefinitionProblem]:
+    """A DMN file on its own: parses, one decision with one table, supported hit policy, no overlaps."""
+    try:
+        tables = bpmn.dmn_tables(dmn_xml, source)
+    except InvalidDefinitionError as exc:
+        return exc.problems
+    return dmn_checks.table_problems(tables, source)
+
+
+# --- deploying ---
+
+
+def deploy(session: Session, actor: Actor, files: ProcessFiles) -> DeployedVersion:
+    """Deploy a BPMN file as the next version of its process key; identical content returns the existing one.
+
+    :raise InvalidDefinitionError: listing every problem, each naming its element.
+    """
+    compiled, called, problems = check(session, files)
+    if problems or compiled is None:
+        raise InvalidDefinitionError(
+            f"{files.source}: {len(problems)} 个问题 / problem(s)", problems
+        )
+    dmn = _referenced_dmn(files)
+    used_forms = _used_forms(compiled, files)
+    pins = {key: _latest_id(session, key) for key in called}
+    digest = bpmn.bundle_digest(
+        files.bpmn_xml, dmn, {**called, "__forms__": json.dumps(used_forms, sort_keys=True)}
+    )
+    existing = session.scalar(
+        select(ProcessDefinition).where(
+            ProcessDefinition.key == compiled.key, ProcessDefinition.sha256 == digest
+        )
+    )
+    if existing is not None:
+        return _deployed(existing, created=False)
+    definition = _new_version(session, actor, compiled, files, dmn, used_forms, pins, digest)
+    _schedule_periodic(session, compiled)
+    audit.record(
+        session,
+        "definition_deployed",
+        actor=actor.username,
+        payload={
+            "key": definition.key,
+            "version": definition.version,
+            "sha256": digest,
+            "called": pins,
+            "dmn_files": sorted(dmn),
+            "forms": sorted(used_forms),
+        },
+    )
+    return _deployed(definition, created=True)
+
+
+def _used_forms(compiled: bpmn.CompiledProcess, files: ProcessFiles) -> dict[str, Any]:
+    keys = {
+        t.properties["formKey"] for t in compiled.user_tasks.values() if t.properties.get("formKey")
+    }
+    return {key: forms.to_document(files.forms[key]) for key in sorted(keys)}
+
+
+def _new_version(
+    session: Session,
+    actor: Actor,
+    compiled: bpmn.CompiledProcess,
+    files: ProcessFiles,
+    dmn: dict[str, str],
+    used_forms: dict[str, Any],
+    pins: dict[str, int],
+    digest: str,
+) -> ProcessDefinition:
+    latest = session.scalar(
+        select(func.max(ProcessDefinition.version)).where(ProcessDefinition.key == compiled.key)
+    )
+    definition = ProcessDefinition(
+        key=compiled.key,
+        version=(latest or 0) + 1,
+        name=compiled.name,
+        bpmn_xml=files.bpmn_xml,
+        dmn_files=dmn,
+        forms=used_forms,
+        called=pins,
+        user_tasks={
+            t.bpmn_id: {"name": t.name, "lane": t.lane, "properties": dict(t.properties)}
+            for t in compiled.user_tasks.values()
+        },
+        sha256=digest,
+        deployed_by=actor.id or None,
+        deployed_at=clock.now(),
+    )
+    session.add(definition)
+    session.flush()
+    return definition
+
+
+def _schedule_periodic(session: Session, compiled: bpmn.CompiledProcess) -> None:
+    if compiled.timer_start is None:
+        return
+    from engine import timers  # timers depends on runtime, which depends on this module
+
+    timers.schedule_periodic_start(session, compiled.key, compiled.timer_start)
+
+
+def _deployed(definition: ProcessDefinition, *, created: bool) -> DeployedVersion:
+    return DeployedVersion(
+        definition.id,
+        definition.key,
+        definition.version,
+        definition.name,
+        definition.sha256,
+        created,
+    )
+
+
+# --- reading versions ---
+
+
+def find_latest(session: Session, key: str) -> ProcessDefinition | None:
+    return session.scalar(
+        select(ProcessDefinition)
+        .where(ProcessDefinition.key == key)
+        .order_by(ProcessDefinition.version.desc())
+        .limit(1)
+    )
+
+
+def _latest_id(session: Session, key: str) -> int:
+    definition = find_latest(session, key)
+    if definition is None:
+        raise NotFoundError(f"流程不存在 / no process '{key}'")
+    return definition.id
+
+
+def get_latest(session: Session, key: str) -> ProcessDefinition:
+    """:raise NotFoundError: nothing deployed under that key."""
+    definition = find_latest(session, key)
+    if definition is None:
+        raise NotFoundError(f"流程不存在 / no process '{key}'")
+    return definition
+
+
+def compiled_version(session: Session, definition: ProcessDefinition) -> bpmn.CompiledProcess:
+    """The runnable process of a deployed version, with its pinned called processes (cached)."""
+    called = _pinned_xml(session, definition)
+    return bpmn.compile_process(
+        definition.bpmn_xml, f"{definition.key}.bpmn", definition.dmn_files, called
+    )
+
+
+def _pinned_xml(session: Session, definition: ProcessDefinition) -> dict[str, str]:
+    called: dict[str, str] = {}
+    pending = list(definition.called.items())
+    while pending:
+        key, definition_id = pending.pop()
+        if key in called:
+            continue
+        pinned = session.get(ProcessDefinition, definition_id)
+        if pinned is None:
+            raise NotFoundError(
+                f"被调用流程版本缺失 / pinned called process {key} #{definition_id} is missing"
+            )
+        called[key] = pinned.bpmn_xml
+        pending.extend(pinned.called.items())
+    return called
+
+
+# --- files on disk ---
+
+
+def read_directory(path: Path) -> list[ProcessFiles]:
+    """Every BPMN file of a folder with the folder's DMN files and the forms folder's forms.
+
+    :raise InvalidDefinitionError: a form or file that cannot be read.
+    """
+    dmn_files = {p.name: p.read_text(encoding="utf-8") for p in sorted(path.glob("*.dmn"))}
+    form_defs = (
+        forms.load_forms_dir(path.parent / "forms") if (path.parent / "forms").is_dir() else {}
+    )
+    return [
+        ProcessFiles(p.name, p.read_text(encoding="utf-8"), dmn_files, form_defs)
+        for p in sorted(path.iterdir())
+        if _is_bpmn(p)
+    ]
+
+
+def _is_bpmn(path: Path) -> bool:
+    return path.name.endswith((".bpmn", ".bpmn20.xml", ".bpmn2"))
+
+
+def deploy_all(session: Session, actor: Actor, batch: list[ProcessFiles]) -> list[DeployedVersion]:
+    """Deploy several files, callees before their callers.
+
+    :raise InvalidDefinitionError: with the problems of every file that failed.
+    """
+    order = callee_first(batch)
+    deployed, problems = [], []
+    for files in order:
+        try:
+            deployed.append(deploy(session, actor, files))
+        except InvalidDefinitionError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InvalidDefinitionError(f"{len(problems)} 个问题 / problem(s)", problems)
+    return deployed
+
+
+def callee_first(batch: list[ProcessFiles]) -> list[ProcessFiles]:
+    """The batch ordered so that every called process comes before its callers."""
+    keys = {}
+    for files in batch:
+        try:
+            keys[files.source] = bpmn.executable_process_id(
+                bpmn.parse_xml(files.bpmn_xml, files.source), files.source
+            )
+        except InvalidDefinitionError:
+            keys[files.source] = files.source
+    done: set[str] = set()
+    ordered: list[ProcessFiles] = []
+
+    def visit(files: ProcessFiles, path: frozenset[str]) -> None:
+        if files.source in done or files.source in path:
+            return
+        for callee in _safe_called(files):
+            for other in batch:
+                if keys[other.source] == callee:
+                    visit(other, path | {files.source})
+        done.add(files.source)
+        ordered.append(files)
+
+    for files in batch:
+        visit(files, frozenset())
+    return ordered
+
+
+def _safe_called(files: ProcessFiles) -> set[str]:
+    try:
+        return bpmn.called_element_ids(files.bpmn_xml, files.source)
+    except InvalidDefinitionError:
+        return set()
+
+
+def periodic_starts(session: Session) -> list[PeriodicStart]:
+    return list(session.scalars(select(PeriodicStart)))

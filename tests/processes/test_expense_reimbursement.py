@@ -1,0 +1,209 @@
+"""P6 expense reimbursement, driven through the engine's public services as the demo department."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from engine import audit, runtime, timers
+from engine.clock import FrozenClock
+from engine.db import Database
+from engine.errors import InvalidInputError, PermissionDeniedError
+from tests.conftest import history_types, open_task, work
+
+pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
+
+
+def claim_data(
+    amount: str = "12000.00", category: str = "差旅", **changes: object
+) -> dict[str, object]:
+    data: dict[str, object] = {
+        "cost_center": "运营部",
+        "category": category,
+        "amount": amount,
+        "incurred_date": "2026-02-26",
+        "purpose": "赴上海参加保险公司产品培训的差旅费用",
+        "invoices": [{"invoice_no": "INV-0001", "date": "2026-02-26", "amount": amount}],
+        "attachments": ["ab" * 32],
+        "payee_account": "6222020200112233445",
+    }
+    data.update(changes)
+    return data
+
+
+APPROVE = {"decision": "同意"}
+
+
+def reloaded(db: Database) -> Database:
+    """The same database through a new handle: no hot workflow, every step restores from storage."""
+    return Database(db.url)
+
+
+def test_within_budget_rejected_revised_and_paid_with_restore_at_every_step(db, actor) -> None:
+    # Acceptance scenario 4: 12,000 within budget → DDM → DM; DM rejects; revision 2; both approve; paid.
+    start = runtime.start_instance(
+        db, actor("sales1"), "expense_reimbursement", business_key="EXP-2026-0001"
+    )
+    steps = [
+        ("sales1", "submit_claim", claim_data()),
+        ("ddm1", "approve_ddm", APPROVE),
+        ("dm", "approve_dm", {"decision": "驳回", "comment": "缺少会议议程"}),
+        (
+            "sales1",
+            "revise_claim",
+            claim_data(purpose="赴上海参加保险公司产品培训的差旅费用，附会议议程"),
+        ),
+        ("ddm1", "approve_ddm", APPROVE),
+        ("dm", "approve_dm", APPROVE),
+        (
+            "acc1",
+            "finance_review",
+            {"voucher_no": "记-2026-03-001", "account_code": "6601.02", "decision": "通过"},
+        ),
+        ("cash1", "pay", {"payment_reference": "PAY-778899", "paid_on": "2026-03-02"}),
+    ]
+    for username, bpmn_id, data in steps:
+        handle = reloaded(
+            db
+        )  # a fresh handle: the step restores the instance from its stored state
+        summary = work(handle, actor(username), start.id, bpmn_id, data)
+        handle.dispose()
+    assert summary.status == runtime.COMPLETED
+    view = runtime.get_instance(db, start.id)
+    assert view.data["approval_chain"] == "DDM,DM"
+    assert view.data["revision"] == 2
+    assert view.data["paid"] is True
+    completed = [e for e in view.history if e["type"] == "task_completed"]
+    assert [(e["actor"], e["task_id"]) for e in completed] == [(u, t) for u, t, _ in steps]
+    assert completed[2]["payload"]["data"]["comment"] == "缺少会议议程"
+
+
+def test_out_of_budget_goes_up_to_the_general_manager(db, actor) -> None:
+    # 市场推广 has 9,000 available in the demo budget: 12,000 is outside it.
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    work(db, actor("sales1"), case.id, "submit_claim", claim_data(category="市场推广"))
+    work(db, actor("ddm2"), case.id, "approve_ddm", APPROVE)
+    work(db, actor("dm"), case.id, "approve_dm", APPROVE)
+    summary = work(db, actor("gm"), case.id, "approve_gm", APPROVE)
+    assert runtime.get_instance(db, case.id).data["approval_chain"] == "DDM,DM,GM"
+    assert list(summary.open_task_ids) == [open_task(db, case.id, "finance_review")]
+
+
+@pytest.mark.parametrize(
+    ("amount", "category", "chain"),
+    [
+        ("800.00", "办公", "DDM"),
+        ("800.00", "业务招待", "DDM,DM"),
+        ("5000.00", "差旅", "DDM"),
+        ("5000.01", "差旅", "DDM,DM"),
+        ("20000.00", "差旅", "DDM,DM"),
+        ("20000.01", "差旅", "DDM,DM,GM"),
+    ],
+)
+def test_the_dmn_approval_authority_decides_the_chain(db, actor, amount, category, chain) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    work(db, actor("sales1"), case.id, "submit_claim", claim_data(amount, category))
+    assert runtime.get_instance(db, case.id).data["approval_chain"] == chain
+
+
+def test_invalid_claim_is_refused_with_field_errors_and_nothing_is_saved(db, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    task_id = open_task(db, case.id, "submit_claim")
+    before = runtime.get_instance(db, case.id)
+    with pytest.raises(InvalidInputError) as error:
+        runtime.complete_task(
+            db, actor("sales1"), task_id, claim_data(amount="12.345", purpose="太短")
+        )
+    assert set(error.value.field_errors) >= {"amount", "purpose"}
+    after = runtime.get_instance(db, case.id)
+    assert after.summary.version == before.summary.version
+    assert after.history == before.history
+    assert open_task(db, case.id, "submit_claim") == task_id
+
+
+def test_invoice_total_mismatch_sends_the_claim_back_to_the_applicant(db, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    data = claim_data(invoices=[{"invoice_no": "A-1", "date": "2026-02-26", "amount": "100.00"}])
+    work(db, actor("sales1"), case.id, "submit_claim", data)
+    assert "不一致" in runtime.get_instance(db, case.id).data["claim_problem"]
+    work(db, actor("sales1"), case.id, "revise_claim", claim_data(action="撤回"))
+    assert runtime.get_instance(db, case.id).summary.status == runtime.COMPLETED
+
+
+def test_the_submitter_may_not_approve_their_own_claim_and_the_attempt_is_audited(
+    db, actor
+) -> None:
+    case = runtime.start_instance(db, actor("ddm1"), "expense_reimbursement")
+    work(db, actor("ddm1"), case.id, "submit_claim", claim_data("800.00", "办公"))
+    with pytest.raises(PermissionDeniedError, match="申请人不得审批"):
+        work(db, actor("ddm1"), case.id, "approve_ddm", APPROVE)
+    assert "permission_denied" in history_types(db, case.id)
+    work(db, actor("ddm2"), case.id, "approve_ddm", APPROVE)
+    open_task(db, case.id, "finance_review")
+
+
+def test_the_cashier_cannot_review_and_a_reviewer_cannot_pay(db, actor) -> None:
+    from engine import identity
+
+    with db.unit_of_work() as session:
+        identity.create_user(
+            session, "fin_both", "兼岗财务", password="x", roles=["FIN_ACC", "FIN_CASH"]
+        )
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    work(db, actor("sales1"), case.id, "submit_claim", claim_data("800.00", "办公"))
+    work(db, actor("ddm1"), case.id, "approve_ddm", APPROVE)
+    with pytest.raises(PermissionDeniedError, match="FIN_ACC"):
+        work(
+            db,
+            actor("cash1"),
+            case.id,
+            "finance_review",
+            {"voucher_no": "V1", "account_code": "6601", "decision": "通过"},
+        )
+    work(
+        db,
+        actor("fin_both"),
+        case.id,
+        "finance_review",
+        {"voucher_no": "V1", "account_code": "6601", "decision": "通过"},
+    )
+    with pytest.raises(PermissionDeniedError, match="职责分离"):
+        work(
+            db,
+            actor("fin_both"),
+            case.id,
+            "pay",
+            {"payment_reference": "P1", "paid_on": "2026-03-02"},
+        )
+    assert history_types(db, case.id).count("permission_denied") == 2
+    work(db, actor("cash1"), case.id, "pay", {"payment_reference": "P1", "paid_on": "2026-03-02"})
+
+
+def test_reminder_timer_and_working_day_deadline_fire_with_a_moved_clock(
+    db, actor, frozen_clock: FrozenClock
+) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    work(db, actor("sales1"), case.id, "submit_claim", claim_data("800.00", "办公"))
+    task_id = open_task(db, case.id, "approve_ddm")
+    frozen_clock.advance(timedelta(days=2, hours=23))
+    assert timers.run_once(db) == 0
+    frozen_clock.advance(timedelta(hours=2))  # 3 days after the task arrived: the reminder
+    assert timers.run_once(db) == 1
+    assert "timer_fired" in history_types(db, case.id)
+    assert open_task(db, case.id, "approve_ddm") == task_id  # non-interrupting: the task stays
+    # Monday 2026-03-02 + 5 working days = end of Monday 2026-03-09 (China time)
+    frozen_clock.set(frozen_clock.at.replace(day=9, hour=15))
+    assert timers.run_once(db) == 0
+    frozen_clock.advance(timedelta(hours=1))
+    assert timers.run_once(db) == 1
+    assert "task_overdue" in history_types(db, case.id)
+
+
+def test_the_audit_chain_of_a_full_case_verifies(db, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    work(db, actor("sales1"), case.id, "submit_claim", claim_data("800.00", "办公"))
+    with db.read() as session:
+        report = audit.verify(session)
+    assert report.ok
+    assert report.checked >= 5
