@@ -469,6 +469,14 @@ def _timer_start(spec: Any) -> str | None:
     return None
 
 
+def message_names(bpmn_xml: str, source: str) -> set[str]:
+    """The names of the messages a file declares (a form of the same key validates their payload)."""
+    root = parse_xml(bpmn_xml, source)
+    return {
+        str(node.get("name")) for node in root.iter(f"{{{BPMN_NS}}}message") if node.get("name")
+    }
+
+
 def called_element_ids(bpmn_xml: str, source: str) -> set[str]:
     """The process keys a file's call activities call (read before deploy, to pin them)."""
     root = parse_xml(bpmn_xml, source)
@@ -568,11 +576,31 @@ def new_workflow(compiled: CompiledProcess, data: Mapping[str, Any] | None = Non
     workflow = BpmnWorkflow(
         compiled.spec, dict(compiled.subprocess_specs), script_engine=SCRIPT_ENGINE
     )
+    _start_timers_fire_now(workflow)
     if data:
         workflow.task_tree.data.update(data)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(data)
     return workflow
+
+
+def _start_timers_fire_now(workflow: Any) -> None:
+    """An instance starts when it is started: its timer start event fires once, now.
+
+    Periodic starts are the worker's job (one new instance per occurrence, by calendar
+    arithmetic); left alone, SpiffWorkflow would keep cycling inside the first instance.
+    """
+    past = (clock.now() - dt.timedelta(seconds=1)).isoformat()
+    for task in workflow.get_tasks():
+        definition = getattr(task.task_spec, "event_definition", None)
+        if type(task.task_spec).__name__ != "StartEvent" or not isinstance(
+            definition, spiff_timer.TimerEventDefinition
+        ):
+            continue
+        if isinstance(definition, spiff_timer.CycleTimerEventDefinition):
+            task.internal_data["event_value"] = {"cycles": 1, "next": past, "duration": 0}
+        else:
+            task.internal_data["event_value"] = past
 
 
 def run_steps(workflow: Any) -> None:
@@ -624,17 +652,26 @@ def retry_failed(workflow: Any, data: Mapping[str, Any] | None = None) -> None:
 
 def catch_message(workflow: Any, message_name: str, payload: Mapping[str, Any]) -> bool:
     """Deliver a message to the instance; True when a waiting event caught it."""
-    waiting = {
-        event.name
-        for event in workflow.waiting_events()
-        if event.event_type == "MessageEventDefinition"
-    }
-    if message_name not in waiting:
+    waiting = _waiting_for_message(workflow, message_name)
+    if waiting is None:
         return False
+    definition = waiting.task_spec.event_definition
     with _translated_run_errors():
-        workflow.catch(BpmnEvent(MessageEventDefinition(message_name), dict(payload)))
+        # the waiting event's own definition: the dialect's class must match for it to catch
+        workflow.catch(BpmnEvent(definition, dict(payload)))
+        if getattr(definition, "message_var", None) is None:
+            # no spiffworkflow:messageVariable: the answer's fields join the case data
+            waiting.data.update(payload)
     run_steps(workflow)
     return True
+
+
+def _waiting_for_message(workflow: Any, message_name: str) -> Any:
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if isinstance(definition, MessageEventDefinition) and definition.name == message_name:
+            return task
+    return None
 
 
 def waiting_messages(workflow: Any) -> list[str]:

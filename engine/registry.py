@@ -253,9 +253,11 @@ def deploy(session: Session, actor: Actor, files: ProcessFiles) -> DeployedVersi
 
 
 def _used_forms(compiled: bpmn.CompiledProcess, files: ProcessFiles) -> dict[str, Any]:
+    """The forms the process's user tasks name, and those named like its messages (payload checks)."""
     keys = {
         t.properties["formKey"] for t in compiled.user_tasks.values() if t.properties.get("formKey")
     }
+    keys |= bpmn.message_names(files.bpmn_xml, files.source) & set(files.forms)
     return {key: forms.to_document(files.forms[key]) for key in sorted(keys)}
 
 

@@ -19,7 +19,14 @@ from engine.db import Database
 from engine.identity import Actor
 
 SHARED = PROJECT_ROOT.parent / "shared"
-PG_URL = os.environ.get("OPSFLOW_TEST_DATABASE_URL")
+_PG_BASE = os.environ.get("OPSFLOW_TEST_DATABASE_URL")
+# Each test run gets a schema of its own, so runs on one server never see each other's rows.
+PG_SCHEMA = f"opsflow_test_{os.getpid()}"
+PG_URL = (
+    f"{_PG_BASE}{'&' if '?' in _PG_BASE else '?'}options=-csearch_path%3D{PG_SCHEMA}"
+    if _PG_BASE
+    else None
+)
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 DEMO = Settings().demo_data
 # 2026-03-02 09:00 China time, a Monday and a working day.
@@ -54,18 +61,27 @@ def _sqlite(template: Path, tmp_path: Path) -> Database:
     return Database(f"sqlite:///{path}")
 
 
-_pg_schema_built: list[bool] = []
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[None]:
+    assert _PG_BASE is not None
+    admin = Database(_PG_BASE)
+    with admin.engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+    assert PG_URL is not None
+    schema_db = Database(PG_URL)
+    schema_db.upgrade()
+    schema_db.dispose()
+    yield
+    with admin.engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+    admin.dispose()
 
 
-def _postgresql() -> Database:
+def _postgresql(request: pytest.FixtureRequest) -> Database:
+    request.getfixturevalue("pg_schema")
     assert PG_URL is not None
     db = Database(PG_URL)
-    if not _pg_schema_built:
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        db.upgrade()
-        _pg_schema_built.append(True)
     with db.engine.begin() as connection:
         tables = ", ".join(
             f'"{t}"'
@@ -90,7 +106,9 @@ def _postgresql() -> Database:
 
 @pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> Iterator[Database]:
-    database = _sqlite(sqlite_template, tmp_path) if request.param == "sqlite" else _postgresql()
+    database = (
+        _sqlite(sqlite_template, tmp_path) if request.param == "sqlite" else _postgresql(request)
+    )
     yield database
     database.dispose()
 
