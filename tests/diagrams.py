@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from engine import forms, registry
 
 HEADER = (
@@ -57,4 +59,4 @@ def user_task(task_id: str, name: str, **properties: str) -> str:
 
 
 def sequence(*node_ids: str) -> str:
-    return "".join(flow(a, b) for a, b in zip(node_ids, node_ids[1:], strict=False))
+    return "".join(flow(a, b) for a, b in itertools.pairwise(node_ids))

@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from engine import identity, inbox, registry, runtime, timers
