@@ -652,10 +652,10 @@ def retry_failed(workflow: Any, data: Mapping[str, Any] | None = None) -> None:
 
 def catch_message(workflow: Any, message_name: str, payload: Mapping[str, Any]) -> bool:
     """Deliver a message to the instance; True when a waiting event caught it."""
-    waiting = _waiting_for_message(workflow, message_name)
-    if waiting is None:
+    found = _waiting_for_message(workflow, message_name)
+    if found is None:
         return False
-    definition = waiting.task_spec.event_definition
+    waiting, definition = found
     with _translated_run_errors():
         # the waiting event's own definition: the dialect's class must match for it to catch
         workflow.catch(BpmnEvent(definition, dict(payload)))
@@ -666,20 +666,29 @@ def catch_message(workflow: Any, message_name: str, payload: Mapping[str, Any]) 
     return True
 
 
-def _waiting_for_message(workflow: Any, message_name: str) -> Any:
+def _event_definitions(task: Any) -> list[Any]:
+    """A waiting task's event definitions (an event-based gateway waits on several at once)."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if definition is None:
+        return []
+    return list(getattr(definition, "event_definitions", None) or [definition])
+
+
+def _waiting_for_message(workflow: Any, message_name: str) -> tuple[Any, Any] | None:
     for task in workflow.get_tasks(state=TaskState.WAITING):
-        definition = getattr(task.task_spec, "event_definition", None)
-        if isinstance(definition, MessageEventDefinition) and definition.name == message_name:
-            return task
+        for definition in _event_definitions(task):
+            if isinstance(definition, MessageEventDefinition) and definition.name == message_name:
+                return task, definition
     return None
 
 
 def waiting_messages(workflow: Any) -> list[str]:
     return sorted(
         {
-            event.name
-            for event in workflow.waiting_events()
-            if event.event_type == "MessageEventDefinition"
+            definition.name
+            for task in workflow.get_tasks(state=TaskState.WAITING)
+            for definition in _event_definitions(task)
+            if isinstance(definition, MessageEventDefinition)
         }
     )
 
@@ -688,8 +697,10 @@ def waiting_timers(workflow: Any) -> list[tuple[str, dt.datetime]]:
     """(BPMN id, due time) of every timer event the instance waits on."""
     timers = []
     for task in workflow.get_tasks(state=TaskState.WAITING):
-        definition = getattr(task.task_spec, "event_definition", None)
-        if not isinstance(definition, spiff_timer.TimerEventDefinition):
+        definition = next(
+            (d for d in _event_definitions(task) if isinstance(d, spiff_timer.TimerEventDefinition)), None
+        )
+        if definition is None:
             continue
         due = _timer_due(task, definition)
         if due is not None:
@@ -698,7 +709,7 @@ def waiting_timers(workflow: Any) -> list[tuple[str, dt.datetime]]:
 
 
 def _timer_due(task: Any, definition: Any) -> dt.datetime | None:
-    value = definition.details(task).value
+    value = task.internal_data.get("event_value")
     if isinstance(value, dict):
         value = value.get("next")
     if not isinstance(value, str):
