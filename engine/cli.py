@@ -25,6 +25,10 @@ class _State:
         self.settings = settings if database_url is None else Settings(database_url=database_url)
         self._db: Database | None = None
 
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+
     @property
     def db(self) -> Database:
         if self._db is None:
@@ -80,7 +84,8 @@ def _json_arg(text: str) -> dict[str, Any]:
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """opsflow: the operations department's procedures as executable BPMN."""
-    ctx.obj = _State(database_url)
+    ctx.obj = state = _State(database_url)
+    ctx.call_on_close(state.close)
 
 
 @main.command()

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import audit
+from engine.db import Database
 from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from engine.models import Role, User, UserRole
 
@@ -153,17 +154,20 @@ def usernames(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
     }
 
 
-def authenticate(session: Session, username: str, password: str) -> Actor:
-    """Check a password; both outcomes are audited.
+def authenticate(db: Database, username: str, password: str) -> Actor:
+    """Check a password; both outcomes are audited (a refusal in a transaction of its own).
 
     :raise PermissionDeniedError: unknown user, deactivated user or wrong password (one message for all).
     """
-    user = session.scalar(select(User).where(User.username == username))
-    ok = user is not None and user.active and _verify(user.password_hash, password)
-    audit.record(session, "login" if ok else "login_failed", actor=username)
-    if not ok or user is None:
-        raise PermissionDeniedError("用户名或密码错误 / wrong username or password")
-    return _actor(session, user)
+    name = username[:64]  # the audit's actor column; longer names exist nowhere anyway
+    with db.unit_of_work() as session:
+        user = session.scalar(select(User).where(User.username == name))
+        if user is not None and user.active and _verify(user.password_hash, password):
+            audit.record(session, "login", actor=name)
+            return _actor(session, user)
+    with db.unit_of_work() as session:
+        audit.record(session, "login_failed", actor=name)
+    raise PermissionDeniedError("用户名或密码错误 / wrong username or password")
 
 
 def _verify(password_hash: str, password: str) -> bool:

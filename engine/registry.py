@@ -61,18 +61,20 @@ def check(
     session: Session, files: ProcessFiles
 ) -> tuple[bpmn.CompiledProcess | None, dict[str, str], list[DefinitionProblem]]:
     """Everything deploy checks, without deploying: (compiled process, pinned called XML, problems)."""
+    foreign: list[DefinitionProblem] = []
     try:
         foreign = bpmn.foreign_constructs(files.bpmn_xml, files.source)
-        if foreign:
-            return None, {}, foreign
         called = _called_xml(session, files)
         dmn = _referenced_dmn(files)
         compiled = bpmn.compile_process(files.bpmn_xml, files.source, dmn, called)
     except InvalidDefinitionError as exc:
-        return None, {}, exc.problems
+        # a foreign construct usually explains why the library could not parse the file
+        return None, {}, foreign or exc.problems
+    foreign_messages = {p.message for p in foreign}
     problems = [
+        *foreign,
         *_user_task_problems(compiled, files),
-        *_expression_problems(compiled, files.source),
+        *(p for p in _expression_problems(compiled, files.source) if p.message not in foreign_messages),
         *dmn_checks.table_problems(bpmn.decision_tables(compiled), files.source),
     ]
     return compiled, called, problems

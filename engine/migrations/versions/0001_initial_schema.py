@@ -207,6 +207,8 @@ def upgrade() -> None:
     op.create_index("ix_timer_due", "timer", ["status", "fire_at"], unique=False)
     op.create_index(op.f("ix_timer_instance_id"), "timer", ["instance_id"], unique=False)
     _refuse_audit_changes()
+    # the chain's head exists from the start, so the first writers already queue on its row lock
+    op.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '" + "0" * 64 + "')")
 
 
 _SQLITE_TRIGGERS = [
