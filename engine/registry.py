@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,27 +74,66 @@ def check(
     problems = [
         *foreign,
         *_user_task_problems(compiled, files),
-        *(p for p in _expression_problems(compiled, files.source) if p.message not in foreign_messages),
+        *(
+            p
+            for p in _expression_problems(compiled, files.source)
+            if p.message not in foreign_messages
+        ),
         *dmn_checks.table_problems(bpmn.decision_tables(compiled), files.source),
     ]
     return compiled, called, problems
 
 
 def _called_xml(session: Session, files: ProcessFiles) -> dict[str, str]:
-    """The newest deployed version of every process the file calls, with their own callees."""
-    called: dict[str, str] = {}
-    pending = sorted(bpmn.called_element_ids(files.bpmn_xml, files.source))
-    while pending:
-        key = pending.pop()
-        if key in called:
-            continue
+    """The XML of every process the file calls, directly or through its callees, as pinned."""
+    return _xml_of(session, _pins(session, files))
+
+
+def _pins(session: Session, files: ProcessFiles) -> dict[str, int]:
+    """Each called key → the definition id it runs: the newest version of a direct callee, and
+    for the callees' own callees the versions those callees pinned when they were deployed."""
+    pins: dict[str, int] = {}
+    for key in sorted(bpmn.called_element_ids(files.bpmn_xml, files.source)):
         definition = find_latest(session, key)
         if definition is None:
             raise bpmn_problem(
                 files.source, key, f"被调用的流程未部署 / called process '{key}' is not deployed"
             )
+        _pin(session, files.source, key, definition.id, pins)
+    return pins
+
+
+def _pin(session: Session, source: str, key: str, definition_id: int, pins: dict[str, int]) -> None:
+    if key in pins:
+        if pins[key] != definition_id:
+            raise bpmn_problem(
+                source,
+                key,
+                (
+                    f"流程 '{key}' 会以两个版本运行（#{pins[key]} 与 #{definition_id}）/ called process '{key}' would "
+                    "run in two versions in one case; redeploy the processes that call it so they pin the same one"
+                ),
+            )
+        return
+    pins[key] = definition_id
+    definition = session.get(ProcessDefinition, definition_id)
+    if definition is None:
+        raise NotFoundError(
+            f"被调用流程版本缺失 / pinned called process {key} #{definition_id} is missing"
+        )
+    for callee, callee_id in sorted(definition.called.items()):
+        _pin(session, source, callee, callee_id, pins)
+
+
+def _xml_of(session: Session, pins: Mapping[str, int]) -> dict[str, str]:
+    called = {}
+    for key, definition_id in pins.items():
+        definition = session.get(ProcessDefinition, definition_id)
+        if definition is None:
+            raise NotFoundError(
+                f"被调用流程版本缺失 / pinned called process {key} #{definition_id} is missing"
+            )
         called[key] = definition.bpmn_xml
-        pending.extend(sorted(set(definition.called) - set(called)))
     return called
 
 
@@ -161,13 +200,19 @@ def _user_task_problems(
 def _property_problems(
     source: str, bpmn_id: str, props: Mapping[str, str]
 ) -> list[DefinitionProblem]:
-    problems = []
-    try:
-        parse_assignee(props.get("assignee"))
-        if props.get("deadline"):
-            workdays.parse_deadline_spec(props["deadline"])
-    except InvalidInputError as exc:
-        problems.append(DefinitionProblem(source, bpmn_id, str(exc.field_errors or exc)))
+    problems: list[DefinitionProblem] = []
+    checks: tuple[tuple[str, Callable[[str], object]], ...] = (
+        ("assignee", parse_assignee),
+        ("deadline", workdays.parse_deadline_spec),
+    )
+    for name, check in checks:
+        if not props.get(name):
+            continue
+        try:
+            check(props[name])
+        except InvalidInputError as exc:
+            messages = [m for ms in exc.field_errors.values() for m in ms] or [str(exc)]
+            problems.extend(DefinitionProblem(source, bpmn_id, f"{name}: {m}") for m in messages)
     return problems
 
 
@@ -225,7 +270,7 @@ def deploy(session: Session, actor: Actor, files: ProcessFiles) -> DeployedVersi
         )
     dmn = _referenced_dmn(files)
     used_forms = _used_forms(compiled, files)
-    pins = {key: _latest_id(session, key) for key in called}
+    pins = _pins(session, files)
     digest = bpmn.bundle_digest(
         files.bpmn_xml, dmn, {**called, "__forms__": json.dumps(used_forms, sort_keys=True)}
     )
@@ -328,13 +373,6 @@ def find_latest(session: Session, key: str) -> ProcessDefinition | None:
     )
 
 
-def _latest_id(session: Session, key: str) -> int:
-    definition = find_latest(session, key)
-    if definition is None:
-        raise NotFoundError(f"流程不存在 / no process '{key}'")
-    return definition.id
-
-
 def get_latest(session: Session, key: str) -> ProcessDefinition:
     """:raise NotFoundError: nothing deployed under that key."""
     definition = find_latest(session, key)
@@ -352,20 +390,8 @@ def compiled_version(session: Session, definition: ProcessDefinition) -> bpmn.Co
 
 
 def _pinned_xml(session: Session, definition: ProcessDefinition) -> dict[str, str]:
-    called: dict[str, str] = {}
-    pending = list(definition.called.items())
-    while pending:
-        key, definition_id = pending.pop()
-        if key in called:
-            continue
-        pinned = session.get(ProcessDefinition, definition_id)
-        if pinned is None:
-            raise NotFoundError(
-                f"被调用流程版本缺失 / pinned called process {key} #{definition_id} is missing"
-            )
-        called[key] = pinned.bpmn_xml
-        pending.extend(pinned.called.items())
-    return called
+    """A version's called processes, as pinned at its deploy (the whole closure is stored)."""
+    return _xml_of(session, definition.called)
 
 
 # --- files on disk ---

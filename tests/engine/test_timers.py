@@ -203,3 +203,32 @@ def test_two_workers_fire_each_due_timer_exactly_once(
     assert per_instance == Counter(dict.fromkeys(cases, 1))
     for case_id in cases:
         open_task(db, case_id, "work")
+
+
+REMIND_TWICE = process(
+    "remind_twice",
+    '<bpmn:startEvent id="start"/>'
+    + user_task("answer", "答复客户")
+    + f'<bpmn:boundaryEvent id="remind" name="每小时催办" attachedToRef="answer" cancelActivity="false">{timer_definition("timeCycle", chr(34) + "R2/PT1H" + chr(34))}</bpmn:boundaryEvent>'
+    + '<bpmn:scriptTask id="note_reminder" name="记录催办"><bpmn:script>reminded = True</bpmn:script></bpmn:scriptTask>'
+    + '<bpmn:endEvent id="end"/><bpmn:endEvent id="reminded_end"/>'
+    + sequence("start", "answer", "end")
+    + sequence("remind", "note_reminder", "reminded_end"),
+    lanes={OPS: ["start", "answer", "remind", "note_reminder", "end", "reminded_end"]},
+)
+
+
+def test_a_non_interrupting_cycle_reminds_as_often_as_it_says_and_the_task_stays(
+    db: Database, actor: Callable[[str], Actor], frozen_clock: FrozenClock
+) -> None:
+    deploy(db, "remind_twice", REMIND_TWICE)
+    case = runtime.start_instance(db, actor("ops1"), "remind_twice")
+    task_id = open_task(db, case.id, "answer")
+    for _ in range(3):
+        frozen_clock.advance(timedelta(hours=1, seconds=1))
+        timers.run_once(db)
+    assert history_types(db, case.id).count("timer_fired") == 2
+    assert runtime.get_instance(db, case.id).waiting_timers == ()
+    assert open_task(db, case.id, "answer") == task_id
+    runtime.complete_task(db, actor("ops1"), task_id, {})
+    assert runtime.get_instance(db, case.id).summary.status == runtime.COMPLETED
