@@ -21,26 +21,11 @@ from engine import audit, cli, identity, runtime
 from engine.db import Database
 from engine.errors import InvalidInputError, PermissionDeniedError
 from tests.conftest import open_task, work
+from tests.expense_claims import claim_data
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
 
 _PG_TRIGGER = "audit_event_append_only"
-
-
-def claim_data(amount: str = "800.00", category: str = "办公", **changes: object) -> dict[str, Any]:
-    """A valid expense claim for the frozen clock's today (2026-03-02)."""
-    data: dict[str, Any] = {
-        "cost_center": "运营部",
-        "category": category,
-        "amount": amount,
-        "incurred_date": "2026-02-26",
-        "purpose": "赴上海参加保险公司产品培训的差旅费用",
-        "invoices": [{"invoice_no": "INV-0001", "date": "2026-02-26", "amount": amount}],
-        "attachments": ["ab" * 32],
-        "payee_account": "6222020200112233445",
-    }
-    data.update(changes)
-    return data
 
 
 def events(db: Database) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from sqlalchemy import func, select, table
 from engine import audit, cli, identity, runtime
 from engine.config import PROJECT_ROOT
 from engine.db import Database
+from tests import expense_claims
 from tests.conftest import DEMO, open_task, work
 
 PROCESSES = PROJECT_ROOT / "processes"
@@ -30,21 +31,10 @@ OPSFLOW = Path(sys.executable).parent / "opsflow"
 DEMO_USERS = json.loads(DEMO.read_text(encoding="utf-8"))["users"]
 
 
-def claim_data(amount: str = "800.00", category: str = "办公", **changes: object) -> dict[str, Any]:
-    """A valid expense claim for the real today (the form wants a date within the last 90 days)."""
+def claim_data(**changes: object) -> dict[str, Any]:
+    """A valid expense claim for the real today (the CLI runs on the real clock)."""
     day = (dt.date.today() - dt.timedelta(days=10)).isoformat()  # noqa: DTZ011 - the CLI's real today
-    data: dict[str, Any] = {
-        "cost_center": "运营部",
-        "category": category,
-        "amount": amount,
-        "incurred_date": day,
-        "purpose": "赴上海参加保险公司产品培训的差旅费用",
-        "invoices": [{"invoice_no": "INV-0001", "date": day, "amount": amount}],
-        "attachments": ["ab" * 32],
-        "payee_account": "6222020200112233445",
-    }
-    data.update(changes)
-    return data
+    return expense_claims.claim_data(day=day, **changes)
 
 
 @pytest.fixture

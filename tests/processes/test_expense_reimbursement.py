@@ -11,25 +11,9 @@ from engine.clock import FrozenClock
 from engine.db import Database
 from engine.errors import InvalidInputError, PermissionDeniedError
 from tests.conftest import history_types, open_task, work
+from tests.expense_claims import claim_data
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
-
-
-def claim_data(
-    amount: str = "12000.00", category: str = "差旅", **changes: object
-) -> dict[str, object]:
-    data: dict[str, object] = {
-        "cost_center": "运营部",
-        "category": category,
-        "amount": amount,
-        "incurred_date": "2026-02-26",
-        "purpose": "赴上海参加保险公司产品培训的差旅费用",
-        "invoices": [{"invoice_no": "INV-0001", "date": "2026-02-26", "amount": amount}],
-        "attachments": ["ab" * 32],
-        "payee_account": "6222020200112233445",
-    }
-    data.update(changes)
-    return data
 
 
 APPROVE = {"decision": "同意"}
@@ -46,13 +30,15 @@ def test_within_budget_rejected_revised_and_paid_with_restore_at_every_step(db, 
         db, actor("sales1"), "expense_reimbursement", business_key="EXP-2026-0001"
     )
     steps = [
-        ("sales1", "submit_claim", claim_data()),
+        ("sales1", "submit_claim", claim_data("12000.00", "差旅")),
         ("ddm1", "approve_ddm", APPROVE),
         ("dm", "approve_dm", {"decision": "驳回", "comment": "缺少会议议程"}),
         (
             "sales1",
             "revise_claim",
-            claim_data(purpose="赴上海参加保险公司产品培训的差旅费用，附会议议程"),
+            claim_data(
+                "12000.00", "差旅", purpose="赴上海参加保险公司产品培训的差旅费用，附会议议程"
+            ),
         ),
         ("ddm1", "approve_ddm", APPROVE),
         ("dm", "approve_dm", APPROVE),
@@ -82,7 +68,7 @@ def test_within_budget_rejected_revised_and_paid_with_restore_at_every_step(db, 
 def test_out_of_budget_goes_up_to_the_general_manager(db, actor) -> None:
     # 市场推广 has 9,000 available in the demo budget: 12,000 is outside it.
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
-    work(db, actor("sales1"), case.id, "submit_claim", claim_data(category="市场推广"))
+    work(db, actor("sales1"), case.id, "submit_claim", claim_data("12000.00", "市场推广"))
     work(db, actor("ddm2"), case.id, "approve_ddm", APPROVE)
     work(db, actor("dm"), case.id, "approve_dm", APPROVE)
     summary = work(db, actor("gm"), case.id, "approve_gm", APPROVE)
