@@ -1,4 +1,11 @@
-"""Append hash-chained audit events in the caller's transaction; verify the chain; export it."""
+"""Append hash-chained audit events in the caller's transaction; verify the chain; export it.
+
+Two writers share one chain format: through an ORM ``Session`` (events added to the
+session), or through a lean ``Txn`` (the runtime's hot path), which locks the head at the
+first event, keeps the events in memory and writes them in one batch just before COMMIT.
+Either way the head row is read with ``FOR UPDATE`` on PostgreSQL (SQLite serializes
+writers with ``BEGIN IMMEDIATE``) so the chain never forks.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,11 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from engine import clock
 from engine.models import AuditEvent, AuditHead
+from engine.txn import Txn
 
 GENESIS = "0" * 64
 _HEAD_KEY = "opsflow_audit_head"
@@ -30,11 +39,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not allowed in an audit record")
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+)
+
+
 def canonical_json(value: Any) -> str:
     """The one encoding hashes are computed over: sorted keys, no spaces, UTF-8 text."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
+    return _CANONICAL.encode(value)
 
 
 def _digest(prev_hash: str, body: Mapping[str, Any]) -> str:
@@ -65,7 +77,7 @@ def _head(session: Session) -> AuditHead:
 
 
 def record(
-    session: Session,
+    session: Session | Txn,
     type: str,
     *,
     actor: str | None,
@@ -74,6 +86,13 @@ def record(
     task_id: str | None = None,
 ) -> AuditEvent:
     """Append one event to the chain, in the caller's transaction (it commits or rolls back with it)."""
+    if isinstance(session, Txn):
+        if session.session is None:
+            chain = session.info.get(_HEAD_KEY)
+            if chain is None:
+                chain = session.info[_HEAD_KEY] = _Chain(session)
+            return chain.append(type, actor, payload, instance_id, task_id)
+        session = session.session
     head = _head(session)
     event = AuditEvent(
         seq=head.seq + 1,
@@ -89,6 +108,69 @@ def record(
     head.seq, head.hash = event.seq, event.hash
     session.add(event)
     return event
+
+
+_INSERT_EVENTS = (
+    "INSERT INTO audit_event (seq, at, actor, instance_id, task_id, type, payload, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_READ_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
+_LOCK_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+_new_event = manager_of_class(AuditEvent).new_instance
+
+
+class _Chain:
+    """The chain's head within one ``Txn``: locked at the first event, written before COMMIT."""
+
+    def __init__(self, tx: Txn):
+        self.tx = tx
+        self.seq, self.hash = self._lock_head()
+        self.rows: list[tuple[Any, ...]] = []
+        tx.before_commit.append(self.flush)
+
+    def _lock_head(self) -> tuple[int, str]:
+        query = _READ_HEAD if self.tx.sqlite else _LOCK_HEAD
+        row = self.tx.one(query)
+        if row is None:
+            self.tx.execute(
+                "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING",
+                (GENESIS,),
+            )
+            row = self.tx.one(query)
+        return int(row[0]), str(row[1])
+
+    def append(
+        self,
+        type: str,
+        actor: str | None,
+        payload: Mapping[str, Any] | None,
+        instance_id: int | None,
+        task_id: str | None,
+    ) -> AuditEvent:
+        body: dict[str, Any] = {
+            "seq": self.seq + 1,
+            "at": clock.now().isoformat(),
+            "actor": actor,
+            "instance_id": instance_id,
+            "task_id": task_id,
+            "type": type,
+            "payload": canonical_json(dict(payload or {})),
+        }
+        digest = _digest(self.hash, body)
+        self.rows.append((*body.values(), self.hash, digest))
+        # a transient, already-written event (built without the ORM's change tracking)
+        event = _new_event()
+        event.__dict__.update(body, prev_hash=self.hash, hash=digest)
+        self.seq, self.hash = body["seq"], digest
+        return event
+
+    def flush(self) -> None:
+        if self.rows:
+            self.tx.executemany(_INSERT_EVENTS, self.rows)
+            self.tx.execute(
+                "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (self.seq, self.hash)
+            )
+            self.rows = []
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,12 @@ Everything SpiffWorkflow raises is translated here into engine errors that name 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import decimal
 import hashlib
 import json
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -610,15 +612,7 @@ def run_steps(workflow: Any) -> None:
 
 
 def ready_user_tasks(workflow: Any) -> list[ReadyTask]:
-    return [
-        ReadyTask(
-            str(task.id),
-            task.task_spec.bpmn_id,
-            task.task_spec.bpmn_name or task.task_spec.bpmn_id,
-            task.task_spec.lane,
-        )
-        for task in workflow.get_tasks(state=TaskState.READY, manual=True)
-    ]
+    return [_ready(task) for task in workflow.get_tasks(state=TaskState.READY, manual=True)]
 
 
 def complete_user_task(workflow: Any, task_id: str, data: Mapping[str, Any]) -> None:
@@ -697,15 +691,65 @@ def waiting_timers(workflow: Any) -> list[tuple[str, dt.datetime]]:
     """(BPMN id, due time) of every timer event the instance waits on."""
     timers = []
     for task in workflow.get_tasks(state=TaskState.WAITING):
-        definition = next(
-            (d for d in _event_definitions(task) if isinstance(d, spiff_timer.TimerEventDefinition)), None
-        )
-        if definition is None:
-            continue
-        due = _timer_due(task, definition)
-        if due is not None:
-            timers.append((task.task_spec.bpmn_id or task.task_spec.name, due))
+        timers.extend(_waiting_timer(task))
     return timers
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """What the database mirrors of a workflow: ready user tasks (tree order), waiting timers,
+    and whether the workflow is completed (``is_completed``)."""
+
+    ready: tuple[ReadyTask, ...]
+    timers: frozenset[tuple[str, dt.datetime]]
+    completed: bool
+
+
+def mirror(workflow: Any) -> Mirror:
+    """``ready_user_tasks`` and ``waiting_timers`` in one pass over the task dictionaries.
+
+    SpiffWorkflow's tree iterator costs ~20 µs per query on a 15-task instance; the
+    dictionaries hold the same tasks (subprocesses included). Tree order matters only when
+    several user tasks are ready at once, and is then taken from the iterator.
+    """
+    ready: list[Any] = []
+    timers: set[tuple[str, dt.datetime]] = set()
+    for each in (workflow, *workflow.subprocesses.values()):
+        for task in each.tasks.values():
+            state = task._state
+            if state == TaskState.READY:
+                if task.task_spec.manual:
+                    ready.append(task)
+            elif state == TaskState.WAITING:
+                timers.update(_waiting_timer(task))
+    found = tuple(ready_user_tasks(workflow)) if len(ready) > 1 else tuple(map(_ready, ready))
+    return Mirror(found, frozenset(timers), _completed(workflow))
+
+
+def _completed(workflow: Any) -> bool:
+    """``Workflow.is_completed`` (flag included) without its tree iterator: no unfinished task."""
+    if not workflow.completed and not any(
+        task._state & TaskState.NOT_FINISHED_MASK for task in workflow.tasks.values()
+    ):
+        workflow.completed = True
+    return bool(workflow.completed)
+
+
+def _ready(task: Any) -> ReadyTask:
+    spec = task.task_spec
+    return ReadyTask(str(task.id), spec.bpmn_id, spec.bpmn_name or spec.bpmn_id, spec.lane)
+
+
+def _waiting_timer(task: Any) -> list[tuple[str, dt.datetime]]:
+    """The (BPMN id, due time) a WAITING task waits for, if it waits on a timer."""
+    definition = next(
+        (d for d in _event_definitions(task) if isinstance(d, spiff_timer.TimerEventDefinition)),
+        None,
+    )
+    if definition is None:
+        return []
+    due = _timer_due(task, definition)
+    return [] if due is None else [(task.task_spec.bpmn_id or task.task_spec.name, due)]
 
 
 def _timer_due(task: Any, definition: Any) -> dt.datetime | None:
@@ -847,3 +891,197 @@ def load_state(compiled: CompiledProcess, state: str) -> Any:
         SCRIPT_ENGINE  # not serialized: the unsafe default must never come back
     )
     return workflow
+
+
+# --- incremental dumps: only the tasks a step changed are serialized again ---
+
+_ENCODER = _SERIALIZER._encoder_cls()
+_IMMUTABLE = frozenset(
+    {str, int, float, bool, type(None), decimal.Decimal, dt.date, dt.datetime, dt.time, UUID}
+)
+# OPSFLOW_VERIFY_STATE=1: compare every incremental dump with a full dump (tests, debugging)
+VERIFY_STATE = os.environ.get("OPSFLOW_VERIFY_STATE") == "1"
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of task data deep enough that later changes to the original are noticed."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _snapshot(item) for key, item in value.items()}
+    if kind is list:
+        return [_snapshot(item) for item in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
+
+
+class _Piece:
+    """One task's JSON with a snapshot of everything that JSON was made from."""
+
+    __slots__ = ("changed_at", "children", "data", "internal", "json", "state", "task", "triggered")
+
+    def __init__(self, task: Any, json_text: str):
+        self.json = json_text
+        self.task = task  # also keeps the object alive while the piece stands for it
+        self.state = task._state
+        self.changed_at = task.last_state_change
+        self.triggered = task.triggered
+        self.children = list(task._children)
+        self.data = _snapshot(task.data)
+        self.internal = _snapshot(task.internal_data)
+
+    def holds(self, task: Any) -> bool:
+        """Whether the task still has exactly what this piece was made from (data aside)."""
+        return bool(
+            self.state == task._state
+            and self.changed_at == task.last_state_change
+            and self.triggered == task.triggered
+            and self.children == task._children
+            and self.internal == task.internal_data
+        )
+
+
+_NO_DELTA = '{"updates":{},"deletions":[]}'
+
+
+def _encoded(value: Any) -> str:
+    return "{}" if value == {} else str(_ENCODER.encode(value))
+
+
+class StateWriter:
+    """``dump_state`` for one live workflow that re-serializes only the tasks that changed.
+
+    The document is the one ``dump_state`` writes (``load_state`` reads either), assembled
+    from per-task JSON pieces. A piece is made again when its task's state, last state
+    change, triggered flag, children, internal data or data differ from its snapshot, or
+    when its parent's data changed (SpiffWorkflow stores a task's data as a delta to its
+    parent's). Values are compared with ``==``, as SpiffWorkflow's own delta encoding does.
+    Pieces are keyed by the UUID's integer: ``UUID.__hash__`` is Python code.
+    """
+
+    def __init__(self) -> None:
+        self._pieces: dict[int, _Piece] = {}
+        self._heads: dict[int, str] = {}  # the part of a task's JSON that never changes
+
+    def dump(self, workflow: Any) -> str:
+        registry = _SERIALIZER.registry
+        registry._encoder_mode = True
+        try:
+            seen: set[int] = set()
+            subprocesses = ",".join(
+                f'"{task_id}":{self._workflow_json(sub, seen, _subprocess_header(sub))}'
+                for task_id, sub in workflow.subprocesses.items()
+            )
+            text = self._workflow_json(
+                workflow, seen, _top_header(workflow), f',"subprocesses":{{{subprocesses}}}'
+            )
+        finally:
+            registry._encoder_mode = False
+        if len(self._pieces) > len(seen):
+            self._pieces = {key: self._pieces[key] for key in seen}
+            self._heads = {key: self._heads[key] for key in seen}
+        if VERIFY_STATE and json.loads(text) != json.loads(dump_state(workflow)):
+            raise OpsflowError("incremental state dump differs from the full dump")
+        return text
+
+    def _workflow_json(
+        self, workflow: Any, seen: set[int], header: dict[str, Any], extra: str = ""
+    ) -> str:
+        pieces = self._pieces
+        entries = []
+        data_changed = set()
+        for task_id, task in workflow.tasks.items():
+            key = task_id.int
+            piece = pieces.get(key)
+            if piece is None or piece.task is not task or piece.data != task.data:
+                data_changed.add(key)
+                piece = None
+            entries.append((key, task, piece))
+        parts = []
+        for key, task, known in entries:
+            parent = task._parent
+            piece = known
+            if (
+                piece is None
+                or (parent is not None and parent.int in data_changed)
+                or not piece.holds(task)
+            ):
+                piece = pieces[key] = _Piece(task, self._task_json(key, task))
+            parts.append(piece.json)
+            seen.add(key)
+        head = _ENCODER.encode(header)
+        return f'{{"tasks":{{{",".join(parts)}}}{extra},{head[1:]}'
+
+    def _task_json(self, key: int, task: Any) -> str:
+        """``"<id>":<JSON>`` of what SpiffWorkflow 3.2's ``TaskConverter.to_dict`` returns.
+
+        Written out because the converter runs every field through the registry and encodes
+        the constant fields again each time (about twice the time); ``OPSFLOW_VERIFY_STATE``
+        and tests/engine/test_state_storage.py compare the two.
+        """
+        parent = task.parent
+        head = self._heads.get(key)
+        if head is None:
+            task_id = str(task.id)
+            parent_id = f'"{task._parent}"' if parent is not None else "null"
+            name = _ENCODER.encode(task.task_spec.name)
+            typename = _SERIALIZER.registry.typenames[type(task)]
+            head = self._heads[key] = (
+                f'"{task_id}":{{"id":"{task_id}","parent":{parent_id},"task_spec":{name},'
+                f'"typename":"{typename}",'
+            )
+        if parent is None:
+            data, delta = _encoded(task.data), "{}"
+        else:
+            data, delta = "{}", _delta(task.data, parent.data)
+        children = ",".join(f'"{child}"' for child in task._children)
+        changed_at = task.last_state_change
+        internal = _SERIALIZER.registry.convert(task.internal_data)
+        return (
+            f'{head}"children":[{children}],'
+            f'"last_state_change":{_ENCODER.encode(changed_at)},"state":{task._state},'
+            f'"triggered":{"true" if task.triggered else "false"},'
+            f'"internal_data":{_encoded(internal)},"data":{data},"delta":{delta}}}'
+        )
+
+
+def _delta(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """``DeepMerge.get_updated_keys`` / ``get_deleted_keys`` of a task's data against its parent's."""
+    updates = {k: v for k, v in mine.items() if k not in theirs or v != theirs[k]}
+    deletions = [k for k in theirs if k not in mine]
+    if not updates and not deletions:
+        return _NO_DELTA
+    return str(_ENCODER.encode({"updates": updates, "deletions": deletions}))
+
+
+def _common_header(workflow: Any) -> dict[str, Any]:
+    """``WorkflowConverter.to_dict`` without the tasks (which are assembled from pieces)."""
+    registry = _SERIALIZER.registry
+    last = workflow.last_task
+    return {
+        "data": registry.convert(registry.clean(workflow.data)),
+        "correlations": workflow.correlations,
+        "last_task": str(last.id) if last is not None else None,
+        "success": workflow.success,
+        "completed": workflow.completed,
+        "root": str(workflow.task_tree.id),
+    }
+
+
+def _top_header(workflow: Any) -> dict[str, Any]:
+    registry = _SERIALIZER.registry
+    return {
+        **_common_header(workflow),
+        "bpmn_events": registry.convert(workflow.bpmn_events),
+        "typename": registry.typenames[type(workflow)],
+        _SERIALIZER.VERSION_KEY: _SERIALIZER.VERSION,
+    }
+
+
+def _subprocess_header(workflow: Any) -> dict[str, Any]:
+    return {
+        **_common_header(workflow),
+        "parent_task_id": str(workflow.parent_task_id),
+        "spec": workflow.spec.name,
+        "typename": _SERIALIZER.registry.typenames[type(workflow)],
+    }

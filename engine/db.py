@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _READ_ONLY = "opsflow_read_only"
+# session.info key: callables to run once the unit of work has committed (never on rollback)
+AFTER_COMMIT = "opsflow_after_commit"
 
 
 class Database:
@@ -38,9 +40,13 @@ class Database:
 
         On SQLite the transaction begins with BEGIN IMMEDIATE, so writers queue up instead
         of failing later with "database is locked" when they upgrade a read lock.
+        Callbacks queued in ``session.info[AFTER_COMMIT]`` run after a successful commit.
         """
-        with self._sessions() as session, session.begin():
-            yield session
+        with self._sessions() as session:
+            with session.begin():
+                yield session
+            for callback in session.info.pop(AFTER_COMMIT, ()):
+                callback()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -2,25 +2,40 @@
 
 A running instance's state lives in ``process_instance.state``; its open user tasks are
 mirrored into ``human_task`` and its waiting timers into ``timer`` in the same transaction,
-with the audit events. Deserialized workflows are kept hot per database and reused only
-while the row's version column still matches (any other writer bumps it).
+with the audit events. Services run on a lean transaction (``engine.txn``) and write rows
+with ``engine.store``; a step re-serializes only the tasks it changed (``bpmn.StateWriter``).
+The deserialized workflow and its mirror are kept hot per database (``engine.caches``) and
+reused only at the version their changes were committed at. Rare paths that need the ORM
+(loading a deployed version, looking up a colleague, naming who completed a task) run the
+service again in a ``Session``. See docs/engine.md.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import assignment, audit, bpmn, clock, forms, identity, registry, workdays
+from engine import (
+    assignment,
+    audit,
+    bpmn,
+    caches,
+    clock,
+    forms,
+    identity,
+    registry,
+    store,
+    txn,
+    workdays,
+)
 from engine.db import Database
 from engine.errors import (
     ConflictError,
@@ -30,10 +45,14 @@ from engine.errors import (
     ScriptError,
 )
 from engine.identity import Actor
-from engine.models import HumanTask, ProcessDefinition, ProcessInstance, Timer
+from engine.models import HumanTask, ProcessInstance
+from engine.store import InstanceRow, TaskRow
+from engine.txn import Txn
 
 RUNNING, COMPLETED, CANCELLED, ERROR = "running", "completed", "cancelled", "error"
-OPEN, DONE, WITHDRAWN = "open", "completed", "cancelled"
+OPEN, DONE, WITHDRAWN = store.OPEN, store.DONE, store.WITHDRAWN
+
+_T = TypeVar("_T")
 
 
 # --- results handed back to callers (never ORM objects) ---
@@ -53,61 +72,46 @@ class InstanceSummary:
     error_element: str | None = None
 
 
-# --- per-database caches: hot workflows, compiled versions, parsed forms ---
-
-
-class _Caches:
-    def __init__(self, size: int = 2048):
-        self.size = size
-        self.workflows: OrderedDict[int, tuple[int, Any]] = OrderedDict()
-        self.compiled: dict[int, bpmn.CompiledProcess] = {}
-        self.forms: dict[tuple[int, str], forms.FormDefinition] = {}
-
-    def checkout(self, instance_id: int, version: int) -> Any | None:
-        """Take the hot workflow out (so no other thread can step it) if its version matches."""
-        entry = self.workflows.pop(instance_id, None)
-        return entry[1] if entry is not None and entry[0] == version else None
-
-    def checkin(self, instance_id: int, version: int, workflow: Any) -> None:
-        self.workflows[instance_id] = (version, workflow)
-        if len(self.workflows) > self.size:
-            self.workflows.popitem(last=False)
-
-
-_CACHES: weakref.WeakKeyDictionary[Database, _Caches] = weakref.WeakKeyDictionary()
-
-
-def _caches(db: Database) -> _Caches:
-    caches = _CACHES.get(db)
-    if caches is None:
-        caches = _CACHES[db] = _Caches()
-    return caches
-
-
-def _compiled(
-    db: Database, session: Session, definition: ProcessDefinition
-) -> bpmn.CompiledProcess:
-    cache = _caches(db).compiled
-    compiled = cache.get(definition.id)
-    if compiled is None:
-        compiled = cache[definition.id] = registry.compiled_version(session, definition)
-    return compiled
-
-
-def _form(db: Database, definition: ProcessDefinition, key: str) -> forms.FormDefinition:
-    cache = _caches(db).forms
-    form = cache.get((definition.id, key))
-    if form is None:
-        form = cache[(definition.id, key)] = forms.from_document(definition.forms[key])
-    return form
-
-
 # --- the unit of work around every state change ---
+
+
+class _NeedsSession(Exception):  # noqa: N818 - control flow, never leaves this module
+    """The lean transaction met a rare path that needs the ORM: run the service in a Session."""
+
+
+def _run(
+    db: Database,
+    actor: Actor,
+    work: Callable[[Txn], _T],
+    instance_id: int | None = None,
+    *,
+    lean: bool = True,
+) -> _T:
+    """Run a service in a lean transaction, or (rare paths, or ``lean=False``) in a Session."""
+    if lean:
+        try:
+            return _lean(db, actor, work, instance_id)
+        except _NeedsSession:
+            pass  # rolled back: nothing happened yet
+    with _step(db, actor, instance_id=instance_id) as session:
+        return work(txn.of_session(session))
+
+
+def _lean(db: Database, actor: Actor, work: Callable[[Txn], _T], instance_id: int | None) -> _T:
+    where: dict[str, Any] = {"instance_id": instance_id, "task_id": None, "task": None}
+    try:
+        with txn.transaction(db) as tx:
+            tx.info["where"] = where
+            return work(tx)
+    except PermissionDeniedError as exc:
+        with txn.transaction(db) as tx:
+            _audit_refusal(tx, actor, where, exc)
+        raise
 
 
 @contextmanager
 def _step(db: Database, actor: Actor, *, instance_id: int | None = None) -> Iterator[Session]:
-    """One transaction; a permission refusal is audited in a transaction of its own."""
+    """One ORM transaction; a permission refusal is audited in a transaction of its own."""
     where: dict[str, Any] = {"instance_id": instance_id, "task_id": None, "task": None}
     try:
         with db.unit_of_work() as session:
@@ -115,14 +119,7 @@ def _step(db: Database, actor: Actor, *, instance_id: int | None = None) -> Iter
             yield session
     except PermissionDeniedError as exc:
         with db.unit_of_work() as session:
-            audit.record(
-                session,
-                "permission_denied",
-                actor=actor.username,
-                instance_id=where["instance_id"],
-                task_id=where["task_id"],
-                payload={"reason": str(exc), "task": where["task"], "roles": sorted(actor.roles)},
-            )
+            _audit_refusal(session, actor, where, exc)
         raise
     except StaleDataError as exc:
         raise ConflictError(
@@ -130,31 +127,61 @@ def _step(db: Database, actor: Actor, *, instance_id: int | None = None) -> Iter
         ) from exc
 
 
-def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
-    instance = session.get(
-        ProcessInstance, instance_id, with_for_update=True, populate_existing=True
+def _audit_refusal(
+    target: Session | Txn, actor: Actor, where: Mapping[str, Any], exc: Exception
+) -> None:
+    audit.record(
+        target,
+        "permission_denied",
+        actor=actor.username,
+        instance_id=where["instance_id"],
+        task_id=where["task_id"],
+        payload={"reason": str(exc), "task": where["task"], "roles": sorted(actor.roles)},
     )
-    if instance is None:
-        raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
-    return instance
 
 
-def _definition(session: Session, instance: ProcessInstance) -> ProcessDefinition:
-    definition = session.get(ProcessDefinition, instance.definition_id)
-    if definition is None:
-        raise NotFoundError(f"流程版本缺失 / process version #{instance.definition_id} is missing")
-    return definition
+def _where(tx: Txn, task: TaskRow) -> None:
+    where = tx.session.info if tx.session is not None else tx.info
+    where.get("where", {}).update(instance_id=task.instance_id, task_id=task.bpmn_id, task=task.id)
 
 
-def _load(
-    db: Database, session: Session, instance: ProcessInstance
-) -> tuple[ProcessDefinition, bpmn.CompiledProcess, Any]:
-    definition = _definition(session, instance)
-    compiled = _compiled(db, session, definition)
-    workflow = _caches(db).checkout(instance.id, instance.version)
-    if workflow is None:
-        workflow = bpmn.load_state(compiled, instance.state)
-    return definition, compiled, workflow
+def _session(tx: Txn) -> Session:
+    if tx.session is None:
+        raise _NeedsSession
+    return tx.session
+
+
+def _definition(db: Database, tx: Txn, definition_id: int) -> caches.Definition:
+    found = caches.of(db).definitions.get(definition_id)
+    if found is not None:
+        return found
+    return caches.of(db).load_definition(_session(tx), definition_id)
+
+
+def _checkout(
+    db: Database, tx: Txn, instance: InstanceRow, definition: caches.Definition
+) -> caches.Hot:
+    """The instance's hot workflow at the locked row's version, or restored from storage."""
+    hot = caches.of(db).checkout(instance.id, instance.version)
+    if hot is None:
+        workflow = bpmn.load_state(definition.compiled, store.state(tx, instance.id))
+        hot = caches.Hot(
+            instance.version,
+            workflow,
+            bpmn.StateWriter(),
+            store.open_tasks(tx, instance.id),
+            store.waiting_timers(tx, instance.id),
+        )
+    return hot
+
+
+def _attempt(step: Callable[[], object]) -> ScriptError | None:
+    """Run an engine step; a failing script leaves the workflow with that task in ERROR."""
+    try:
+        step()
+    except ScriptError as exc:
+        return exc
+    return None
 
 
 # --- starting ---
@@ -189,74 +216,66 @@ def start_in(
     title: str | None = None,
 ) -> InstanceSummary:
     """``start_instance`` inside the caller's transaction (the worker's periodic starts)."""
-    definition = registry.get_latest(session, key)
-    compiled = _compiled(db, session, definition)
-    instance = ProcessInstance(
-        definition_id=definition.id,
-        business_key=business_key,
-        title=title or definition.name,
-        status=RUNNING,
-        state="{}",
-        started_by=actor.id or None,
-        started_at=clock.now(),
-    )
-    session.add(instance)
-    session.flush()
+    latest = registry.get_latest(session, key)
+    tx = txn.of_session(session)
+    definition = caches.of(db).load_definition(session, latest.id)
+    now = clock.now()
+    instance = InstanceRow(
+        0, definition.id, business_key, title or definition.name, RUNNING, actor.id or None, 1,
+        None, None, None,
+    )  # fmt: skip
+    store.insert_instance(tx, instance, "{}", now)
     audit.record(
-        session,
+        tx,
         "instance_started",
         actor=actor.username,
         instance_id=instance.id,
         payload={
             "key": definition.key,
             "version": definition.version,
-            "sha256": definition.sha256,
+            "sha256": latest.sha256,
             "business_key": business_key,
             "data": forms.to_json_data(data or {}),
         },
     )
-    workflow = bpmn.new_workflow(compiled, {**(data or {}), "starter": actor.username})
+    workflow = bpmn.new_workflow(definition.compiled, {**(data or {}), "starter": actor.username})
     failure = _attempt(lambda: bpmn.run_steps(workflow))
-    _persist(db, session, actor, instance, definition, workflow, failure)
-    return _summary(session, instance, definition)
+    hot = caches.Hot(instance.version, workflow, bpmn.StateWriter(), {}, frozenset())
+    return _persist(db, tx, actor, instance, definition, hot, failure)
 
 
-def _attempt(step: Callable[[], object]) -> ScriptError | None:
-    """Run an engine step; a failing script leaves the workflow with that task in ERROR."""
-    try:
-        step()
-    except ScriptError as exc:
-        return exc
-    return None
-
-
-# --- persisting a step: state, task mirror, timers, audit ---
+# --- persisting a step: status, task mirror, timers, state, audit ---
 
 
 def _persist(
     db: Database,
-    session: Session,
+    tx: Txn,
     actor: Actor,
-    instance: ProcessInstance,
-    definition: ProcessDefinition,
-    workflow: Any,
+    instance: InstanceRow,
+    definition: caches.Definition,
+    hot: caches.Hot,
     failure: ScriptError | None,
-) -> None:
-    instance.state = bpmn.dump_state(workflow)
-    _set_status(session, actor, instance, workflow, failure)
-    _sync_tasks(db, session, actor, instance, definition, workflow)
-    _sync_timers(session, instance, workflow)
-    session.flush()  # bumps instance.version (the optimistic lock)
+) -> InstanceSummary:
+    workflow = hot.workflow
+    mirror = bpmn.mirror(workflow)
+    _set_status(tx, actor, instance, workflow, failure, mirror.completed)
+    state = hot.writer.dump(workflow)
+    _sync_tasks(tx, actor, instance, definition, hot, mirror.ready)
+    _sync_timers(tx, instance.id, hot, mirror.timers if instance.status == RUNNING else frozenset())
+    store.update_instance(tx, instance, state)  # the optimistic lock: version checked and bumped
+    hot.version = instance.version
     if instance.status in (RUNNING, ERROR):
-        _caches(db).checkin(instance.id, instance.version, workflow)
+        tx.on_commit(partial(caches.of(db).checkin, instance.id, hot))
+    return _summary(instance, definition, hot.open_tasks)
 
 
 def _set_status(
-    session: Session,
+    tx: Txn,
     actor: Actor,
-    instance: ProcessInstance,
+    instance: InstanceRow,
     workflow: Any,
     failure: ScriptError | None,
+    completed: bool,
 ) -> None:
     if failure is not None:
         instance.status, instance.error_element, instance.error_message = (
@@ -265,17 +284,17 @@ def _set_status(
             str(failure),
         )
         audit.record(
-            session,
+            tx,
             "instance_failed",
             actor=actor.username,
             instance_id=instance.id,
             task_id=failure.element_id,
             payload={"error": str(failure), "kind": type(failure).__name__},
         )
-    elif bpmn.is_completed(workflow):
+    elif completed:
         instance.status, instance.ended_at = COMPLETED, clock.now()
         audit.record(
-            session,
+            tx,
             "instance_completed",
             actor=actor.username,
             instance_id=instance.id,
@@ -286,116 +305,106 @@ def _set_status(
 
 
 def _sync_tasks(
-    db: Database,
-    session: Session,
+    tx: Txn,
     actor: Actor,
-    instance: ProcessInstance,
-    definition: ProcessDefinition,
-    workflow: Any,
+    instance: InstanceRow,
+    definition: caches.Definition,
+    hot: caches.Hot,
+    ready: tuple[bpmn.ReadyTask, ...],
 ) -> None:
-    ready = {task.task_id: task for task in bpmn.ready_user_tasks(workflow)}
-    open_rows = session.scalars(
-        select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.status == OPEN)
-    ).all()
-    for row in open_rows:
-        if row.spiff_task_id not in ready:
-            row.status, row.completed_at = WITHDRAWN, clock.now()
+    """Open rows whose task is no longer ready are withdrawn; newly ready tasks get a row."""
+    ready_ids = {task.task_id for task in ready}
+    for spiff_id, (row_id, bpmn_id) in sorted(hot.open_tasks.items(), key=lambda item: item[1]):
+        if spiff_id not in ready_ids:
+            store.withdraw_task(tx, row_id, clock.now())
+            del hot.open_tasks[spiff_id]
             audit.record(
-                session,
+                tx,
                 "task_withdrawn",
                 actor=actor.username,
                 instance_id=instance.id,
-                task_id=row.bpmn_id,
-                payload={"task": row.id},
+                task_id=bpmn_id,
+                payload={"task": row_id},
             )
-    known = {row.spiff_task_id for row in open_rows}
-    for task in ready.values():
-        if task.task_id not in known:
-            _create_task(session, actor, instance, definition, workflow, task)
+    for task in ready:
+        if task.task_id not in hot.open_tasks:
+            row_id = _create_task(tx, actor, instance, definition, hot.workflow, task)
+            hot.open_tasks[task.task_id] = (row_id, task.bpmn_id)
 
 
 def _create_task(
-    session: Session,
+    tx: Txn,
     actor: Actor,
-    instance: ProcessInstance,
-    definition: ProcessDefinition,
+    instance: InstanceRow,
+    definition: caches.Definition,
     workflow: Any,
     task: bpmn.ReadyTask,
-) -> None:
-    meta = definition.user_tasks.get(task.bpmn_id, {})
-    props: Mapping[str, str] = meta.get("properties", {})
+) -> int:
+    rules = definition.rules(task.bpmn_id)
+    props = rules.properties
     now = clock.now()
     due_at = workdays.deadline_from(now, props["deadline"]) if props.get("deadline") else None
-    row = HumanTask(
-        instance_id=instance.id,
-        spiff_task_id=task.task_id,
-        bpmn_id=task.bpmn_id,
-        name=task.name,
-        lane=task.lane,
-        candidate_role=assignment.role_for_lane(task.lane, props),
-        assignee_id=_assignee(session, instance, props, bpmn.task_data(workflow, task.task_id)),
-        form_key=props.get("formKey"),
-        is_approval=props.get("approval", "").lower() == "true",
-        status=OPEN,
-        due_at=due_at,
-        created_at=now,
+    role = assignment.role_for_lane(task.lane, props)
+    assignee = _assignee(
+        tx, instance.started_by, props, lambda: bpmn.task_data(workflow, task.task_id)
     )
-    session.add(row)
-    session.flush()
+    row_id = store.insert_task(
+        tx,
+        store.NewTask(
+            instance.id, task.task_id, task.bpmn_id, task.name, task.lane, role, assignee,
+            props.get("formKey"), rules.approval, due_at, now,
+        ),
+    )  # fmt: skip
     audit.record(
-        session,
+        tx,
         "task_created",
         actor=actor.username,
         instance_id=instance.id,
         task_id=task.bpmn_id,
         payload={
-            "task": row.id,
-            "role": row.candidate_role,
-            "assignee": row.assignee_id,
+            "task": row_id,
+            "role": role,
+            "assignee": assignee,
             "due_at": due_at.isoformat() if due_at else None,
             "version": definition.version,
         },
     )
+    return row_id
 
 
 def _assignee(
-    session: Session, instance: ProcessInstance, props: Mapping[str, str], data: Mapping[str, Any]
+    tx: Txn,
+    started_by: int | None,
+    props: Mapping[str, str],
+    data: Callable[[], Mapping[str, Any]],
 ) -> int | None:
     rule = assignment.parse_assignee(props.get("assignee"))
-    if rule is None or instance.started_by is None:
+    if rule is None or started_by is None:
         return None
     if rule.kind == "starter":
-        return instance.started_by
+        return started_by
     if rule.kind == "manager_of_starter":
-        manager = identity.manager_of(session, instance.started_by)
-        return manager.id if manager else None
-    username = assignment.data_assignee(rule, data)
-    return identity.get_actor(session, username).id if username else None
+        return store.manager_id(tx, started_by)
+    username = assignment.data_assignee(rule, data())
+    return store.active_user_id(tx, username) if username else None
 
 
-def _sync_timers(session: Session, instance: ProcessInstance, workflow: Any) -> None:
-    waiting = set(bpmn.waiting_timers(workflow)) if instance.status == RUNNING else set()
-    rows = session.scalars(
-        select(Timer).where(Timer.instance_id == instance.id, Timer.status == "waiting")
-    ).all()
-    existing = {(row.bpmn_id, row.fire_at): row for row in rows}
-    for key, row in existing.items():
-        if key not in waiting:
-            row.status = "done"
-    for bpmn_id, fire_at in waiting - set(existing):
-        session.add(
-            Timer(instance_id=instance.id, bpmn_id=bpmn_id, fire_at=fire_at, status="waiting")
-        )
+def _sync_timers(
+    tx: Txn, instance_id: int, hot: caches.Hot, waiting: frozenset[tuple[str, datetime]]
+) -> None:
+    """Timer rows follow the waiting set; nothing is written when it did not change."""
+    if waiting == hot.timers:
+        return
+    for bpmn_id, fire_at in hot.timers - waiting:
+        store.finish_timer(tx, instance_id, bpmn_id, fire_at)
+    for bpmn_id, fire_at in sorted(waiting - hot.timers):
+        store.add_timer(tx, instance_id, bpmn_id, fire_at)
+    hot.timers = waiting
 
 
 def _summary(
-    session: Session, instance: ProcessInstance, definition: ProcessDefinition
+    instance: InstanceRow, definition: caches.Definition, open_tasks: Mapping[str, tuple[int, str]]
 ) -> InstanceSummary:
-    open_ids = session.scalars(
-        select(HumanTask.id)
-        .where(HumanTask.instance_id == instance.id, HumanTask.status == OPEN)
-        .order_by(HumanTask.id)
-    ).all()
     return InstanceSummary(
         instance.id,
         definition.key,
@@ -404,7 +413,7 @@ def _summary(
         instance.business_key,
         instance.title,
         instance.version,
-        tuple(open_ids),
+        tuple(sorted(row_id for row_id, _bpmn_id in open_tasks.values())),
         instance.error_message,
         instance.error_element,
     )
@@ -413,21 +422,11 @@ def _summary(
 # --- working on tasks ---
 
 
-def _task(session: Session, task_id: int) -> HumanTask:
-    task = session.get(HumanTask, task_id, populate_existing=True)
-    if task is None:
-        raise NotFoundError(f"任务不存在 / no task #{task_id}")
-    session.info.get("where", {}).update(
-        instance_id=task.instance_id, task_id=task.bpmn_id, task=task.id
-    )
-    return task
-
-
-def _ensure_open(session: Session, task: HumanTask) -> None:
+def _ensure_open(tx: Txn, task: TaskRow) -> None:
     if task.status == OPEN:
         return
     if task.status == DONE and task.completed_by is not None:
-        who = identity.get_actor_by_id(session, task.completed_by)
+        who = identity.get_actor_by_id(_session(tx), task.completed_by)
         raise ConflictError(
             f"任务已由 {who.display_name}（{who.username}）于 {task.completed_at:%Y-%m-%d %H:%M:%S} 完成 / "
             f"the task was already completed by {who.username}"
@@ -437,52 +436,54 @@ def _ensure_open(session: Session, task: HumanTask) -> None:
     )
 
 
+def _open_task(tx: Txn, task_id: int, *, lock: bool = False) -> tuple[TaskRow, InstanceRow]:
+    task, instance = store.task_locking_instance(tx, task_id) if lock else store.task(tx, task_id)
+    _where(tx, task)
+    _ensure_open(tx, task)
+    return task, instance
+
+
 def claim_task(db: Database, actor: Actor, task_id: int) -> None:
     """Take a role's task for yourself. :raise ConflictError: someone else has it already."""
-    with _step(db, actor) as session:
-        task = _task(session, task_id)
-        _ensure_open(session, task)
-        assignment.check_may_work(actor, task.candidate_role, None)
-        _check_segregation(session, actor, task)
-        if task.assignee_id == actor.id:
-            return
-        taken = session.execute(
-            update(HumanTask)
-            .where(
-                HumanTask.id == task_id, HumanTask.assignee_id.is_(None), HumanTask.status == OPEN
-            )
-            .values(assignee_id=actor.id)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            raise ConflictError("任务已被他人认领 / the task was claimed by someone else")
-        audit.record(
-            session,
-            "task_claimed",
-            actor=actor.username,
-            instance_id=task.instance_id,
-            task_id=task.bpmn_id,
-            payload={"task": task_id},
-        )
+    _run(db, actor, partial(_claim, db, actor, task_id))
+
+
+def _claim(db: Database, actor: Actor, task_id: int, tx: Txn) -> None:
+    task, instance = _open_task(tx, task_id)
+    assignment.check_may_work(actor, task.candidate_role, None)
+    _check_segregation(db, tx, actor, task, instance)
+    if task.assignee_id == actor.id:
+        return
+    if not store.claim(tx, task_id, actor.id):
+        raise ConflictError("任务已被他人认领 / the task was claimed by someone else")
+    audit.record(
+        tx,
+        "task_claimed",
+        actor=actor.username,
+        instance_id=task.instance_id,
+        task_id=task.bpmn_id,
+        payload={"task": task_id},
+    )
 
 
 def unclaim_task(db: Database, actor: Actor, task_id: int) -> None:
     """Give a claimed task back to its role's queue."""
-    with _step(db, actor) as session:
-        task = _task(session, task_id)
-        _ensure_open(session, task)
-        if task.assignee_id != actor.id:
-            raise PermissionDeniedError(
-                "只能退回自己认领的任务 / you can only unclaim your own task"
-            )
-        task.assignee_id = None
-        audit.record(
-            session,
-            "task_unclaimed",
-            actor=actor.username,
-            instance_id=task.instance_id,
-            task_id=task.bpmn_id,
-            payload={"task": task_id},
-        )
+    _run(db, actor, partial(_unclaim, actor, task_id))
+
+
+def _unclaim(actor: Actor, task_id: int, tx: Txn) -> None:
+    task, _instance = _open_task(tx, task_id)
+    if task.assignee_id != actor.id:
+        raise PermissionDeniedError("只能退回自己认领的任务 / you can only unclaim your own task")
+    store.set_assignee(tx, task_id, None)
+    audit.record(
+        tx,
+        "task_unclaimed",
+        actor=actor.username,
+        instance_id=task.instance_id,
+        task_id=task.bpmn_id,
+        payload={"task": task_id},
+    )
 
 
 def delegate_task(db: Database, actor: Actor, task_id: int, to_username: str) -> None:
@@ -490,25 +491,28 @@ def delegate_task(db: Database, actor: Actor, task_id: int, to_username: str) ->
 
     :raise PermissionDeniedError: the actor may not work the task, or the colleague lacks the role.
     """
-    with _step(db, actor) as session:
-        task = _task(session, task_id)
-        _ensure_open(session, task)
-        assignment.check_may_work(actor, task.candidate_role, task.assignee_id)
-        colleague = identity.get_actor(session, to_username)
-        if task.candidate_role and not colleague.has_role(task.candidate_role):
-            raise PermissionDeniedError(
-                f"{to_username} 没有角色 {task.candidate_role} / lacks the task's role"
-            )
-        _check_segregation(session, colleague, task)
-        task.assignee_id = colleague.id
-        audit.record(
-            session,
-            "task_delegated",
-            actor=actor.username,
-            instance_id=task.instance_id,
-            task_id=task.bpmn_id,
-            payload={"task": task_id, "to": to_username},
+    # the colleague is looked up with identity.get_actor, through the ORM
+    _run(db, actor, partial(_delegate, db, actor, task_id, to_username), lean=False)
+
+
+def _delegate(db: Database, actor: Actor, task_id: int, to_username: str, tx: Txn) -> None:
+    task, instance = _open_task(tx, task_id)
+    assignment.check_may_work(actor, task.candidate_role, task.assignee_id)
+    colleague = identity.get_actor(_session(tx), to_username)
+    if task.candidate_role and not colleague.has_role(task.candidate_role):
+        raise PermissionDeniedError(
+            f"{to_username} 没有角色 {task.candidate_role} / lacks the task's role"
         )
+    _check_segregation(db, tx, colleague, task, instance)
+    store.set_assignee(tx, task_id, colleague.id)
+    audit.record(
+        tx,
+        "task_delegated",
+        actor=actor.username,
+        instance_id=task.instance_id,
+        task_id=task.bpmn_id,
+        payload={"task": task_id, "to": to_username},
+    )
 
 
 def complete_task(
@@ -523,70 +527,65 @@ def complete_task(
     :raise NotFoundError, PermissionDeniedError (audited), ConflictError (someone was faster),
         InvalidInputError (field errors; nothing is saved).
     """
-    with _step(db, actor) as session:
-        task = _task(session, task_id)
-        instance = _lock_instance(session, task.instance_id)
-        task = _task(session, task_id)
-        _ensure_open(session, task)
-        _check_version(instance, expected_version)
-        assignment.check_may_work(actor, task.candidate_role, task.assignee_id)
-        _check_segregation(session, actor, task)
-        definition, _compiled_process, workflow = _load(db, session, instance)
-        cleaned = _validated(db, definition, task, data)
-        failure = _attempt(lambda: bpmn.complete_user_task(workflow, task.spiff_task_id, cleaned))
-        task.status, task.completed_at, task.completed_by = DONE, clock.now(), actor.id or None
-        task.data = forms.to_json_data(cleaned)
-        audit.record(
-            session,
-            "task_completed",
-            actor=actor.username,
-            instance_id=instance.id,
-            task_id=task.bpmn_id,
-            payload={
-                "task": task.id,
-                "form": task.form_key,
-                "data": task.data,
-                "version": definition.version,
-                "roles": sorted(actor.roles),
-            },
-        )
-        _persist(db, session, actor, instance, definition, workflow, failure)
-        return _summary(session, instance, definition)
+    return _run(db, actor, partial(_complete, db, actor, task_id, data, expected_version))
 
 
-def _check_version(instance: ProcessInstance, expected_version: int | None) -> None:
+def _complete(
+    db: Database,
+    actor: Actor,
+    task_id: int,
+    data: Mapping[str, Any],
+    expected_version: int | None,
+    tx: Txn,
+) -> InstanceSummary:
+    task, instance = _open_task(tx, task_id, lock=True)
+    _check_version(instance, expected_version)
+    assignment.check_may_work(actor, task.candidate_role, task.assignee_id)
+    definition = _check_segregation(db, tx, actor, task, instance)
+    cleaned = _validated(db, definition, task, data)
+    hot = _checkout(db, tx, instance, definition)
+    failure = _attempt(lambda: bpmn.complete_user_task(hot.workflow, task.spiff_task_id, cleaned))
+    submitted = forms.to_json_data(cleaned)
+    store.complete_task(tx, task.id, clock.now(), actor.id or None, submitted)
+    hot.open_tasks.pop(task.spiff_task_id, None)
+    audit.record(
+        tx,
+        "task_completed",
+        actor=actor.username,
+        instance_id=instance.id,
+        task_id=task.bpmn_id,
+        payload={
+            "task": task.id,
+            "form": task.form_key,
+            "data": submitted,
+            "version": definition.version,
+            "roles": sorted(actor.roles),
+        },
+    )
+    return _persist(db, tx, actor, instance, definition, hot, failure)
+
+
+def _check_version(instance: InstanceRow, expected_version: int | None) -> None:
     if expected_version is not None and instance.version != expected_version:
         raise ConflictError(
             "流程实例已被他人修改，请刷新后重试 / the case changed since you opened it; reload"
         )
 
 
-def _check_segregation(session: Session, actor: Actor, task: HumanTask) -> None:
-    instance = session.get(ProcessInstance, task.instance_id)
-    if instance is None:
-        raise NotFoundError(f"流程实例不存在 / no case #{task.instance_id}")
-    definition = _definition(session, instance)
-    props = definition.user_tasks.get(task.bpmn_id, {}).get("properties", {})
-    assignment.check_segregation(
-        actor, props, instance.started_by, _completers(session, instance.id)
-    )
-
-
-def _completers(session: Session, instance_id: int) -> dict[str, set[int]]:
-    rows = session.execute(
-        select(HumanTask.bpmn_id, HumanTask.completed_by).where(
-            HumanTask.instance_id == instance_id, HumanTask.status == DONE
-        )
-    )
-    completers: dict[str, set[int]] = {}
-    for bpmn_id, user_id in rows:
-        if user_id is not None:
-            completers.setdefault(bpmn_id, set()).add(user_id)
-    return completers
+def _check_segregation(
+    db: Database, tx: Txn, actor: Actor, task: TaskRow, instance: InstanceRow
+) -> caches.Definition:
+    """Segregation of duties (queried only when the task has such a rule); returns the version."""
+    definition = _definition(db, tx, instance.definition_id)
+    rules = definition.rules(task.bpmn_id)
+    if rules.segregated:
+        done_by = store.completers(tx, instance.id) if rules.segregated_from else {}
+        assignment.check_segregation(actor, rules.properties, instance.started_by, done_by)
+    return definition
 
 
 def _validated(
-    db: Database, definition: ProcessDefinition, task: HumanTask, data: Mapping[str, Any]
+    db: Database, definition: caches.Definition, task: TaskRow, data: Mapping[str, Any]
 ) -> dict[str, Any]:
     if task.form_key is None:
         if data:
@@ -595,7 +594,7 @@ def _validated(
                 {k: ["未知字段 / unknown field"] for k in data},
             )
         return {}
-    form = _form(db, definition, task.form_key)
+    form = caches.of(db).form(definition, task.form_key)
     return forms.validate(form, data, today=clock.now().astimezone(workdays.CHINA_TZ).date())
 
 
@@ -616,37 +615,45 @@ def correlate_message(
     :raise NotFoundError: no running instance. :raise ConflictError: it is not waiting for that message.
     :raise InvalidInputError: the payload does not fit the message's form.
     """
-    with _step(db, actor, instance_id=instance_id) as session:
-        instance = _lock_instance(session, _find_instance_id(session, instance_id, business_key))
-        if instance.status != RUNNING:
-            raise ConflictError(f"流程实例状态为 {instance.status} / the case is {instance.status}")
-        definition, _compiled_process, workflow = _load(db, session, instance)
-        cleaned = _message_payload(db, definition, message_name, payload)
-        if message_name not in bpmn.waiting_messages(workflow):
-            _caches(db).checkin(instance.id, instance.version, workflow)
-            raise ConflictError(
-                f"流程实例未在等待消息 {message_name} / the case is not waiting for '{message_name}'"
-            )
-        failure = _attempt(lambda: bpmn.catch_message(workflow, message_name, cleaned))
-        audit.record(
-            session,
-            "message_received",
-            actor=actor.username,
-            instance_id=instance.id,
-            payload={"message": message_name, "data": forms.to_json_data(cleaned)},
+    work = partial(_correlate, db, actor, message_name, payload, instance_id, business_key)
+    return _run(db, actor, work, instance_id)
+
+
+def _correlate(
+    db: Database,
+    actor: Actor,
+    message_name: str,
+    payload: Mapping[str, Any],
+    instance_id: int | None,
+    business_key: str | None,
+    tx: Txn,
+) -> InstanceSummary:
+    instance = store.lock_instance(tx, _find_instance_id(tx, instance_id, business_key))
+    if instance.status != RUNNING:
+        raise ConflictError(f"流程实例状态为 {instance.status} / the case is {instance.status}")
+    definition = _definition(db, tx, instance.definition_id)
+    cleaned = _message_payload(db, definition, message_name, payload)
+    hot = _checkout(db, tx, instance, definition)
+    if message_name not in bpmn.waiting_messages(hot.workflow):
+        caches.of(db).checkin(instance.id, hot)  # untouched: still the committed version
+        raise ConflictError(
+            f"流程实例未在等待消息 {message_name} / the case is not waiting for '{message_name}'"
         )
-        _persist(db, session, actor, instance, definition, workflow, failure)
-        return _summary(session, instance, definition)
+    failure = _attempt(lambda: bpmn.catch_message(hot.workflow, message_name, cleaned))
+    audit.record(
+        tx,
+        "message_received",
+        actor=actor.username,
+        instance_id=instance.id,
+        payload={"message": message_name, "data": forms.to_json_data(cleaned)},
+    )
+    return _persist(db, tx, actor, instance, definition, hot, failure)
 
 
-def _find_instance_id(session: Session, instance_id: int | None, business_key: str | None) -> int:
+def _find_instance_id(tx: Txn, instance_id: int | None, business_key: str | None) -> int:
     if instance_id is not None:
         return instance_id
-    found = session.scalars(
-        select(ProcessInstance.id).where(
-            ProcessInstance.business_key == business_key, ProcessInstance.status == RUNNING
-        )
-    ).all()
+    found = store.running_instance_ids(tx, business_key)
     if not found:
         raise NotFoundError(
             f"没有业务编号为 {business_key} 的进行中实例 / no running case with business key {business_key}"
@@ -659,11 +666,11 @@ def _find_instance_id(session: Session, instance_id: int | None, business_key: s
 
 
 def _message_payload(
-    db: Database, definition: ProcessDefinition, name: str, payload: Mapping[str, Any]
+    db: Database, definition: caches.Definition, name: str, payload: Mapping[str, Any]
 ) -> dict[str, Any]:
     if name in definition.forms:
         return forms.validate(
-            _form(db, definition, name),
+            caches.of(db).form(definition, name),
             payload,
             today=clock.now().astimezone(workdays.CHINA_TZ).date(),
         )
@@ -679,79 +686,83 @@ def _message_payload(
 
 def cancel_instance(db: Database, actor: Actor, instance_id: int, reason: str) -> InstanceSummary:
     """Cancel a running case (its starter, a manager or an administrator)."""
-    with _step(db, actor, instance_id=instance_id) as session:
-        instance = _lock_instance(session, instance_id)
-        if instance.status not in (RUNNING, ERROR):
-            raise ConflictError(f"流程实例状态为 {instance.status} / the case is {instance.status}")
-        if instance.started_by != actor.id and not actor.has_role("DM", "ADMIN"):
-            raise PermissionDeniedError(
-                "只有发起人、部门经理或管理员可以撤销 / only the starter, the manager or an admin may cancel"
-            )
-        instance.status, instance.ended_at = CANCELLED, clock.now()
-        for row in session.scalars(
-            select(HumanTask).where(HumanTask.instance_id == instance_id, HumanTask.status == OPEN)
-        ):
-            row.status = WITHDRAWN
-        session.execute(
-            update(Timer)
-            .where(Timer.instance_id == instance_id, Timer.status == "waiting")
-            .values(status="done")
+    return _run(db, actor, partial(_cancel, db, actor, instance_id, reason), instance_id)
+
+
+def _cancel(db: Database, actor: Actor, instance_id: int, reason: str, tx: Txn) -> InstanceSummary:
+    instance = store.lock_instance(tx, instance_id)
+    if instance.status not in (RUNNING, ERROR):
+        raise ConflictError(f"流程实例状态为 {instance.status} / the case is {instance.status}")
+    if instance.started_by != actor.id and not actor.has_role("DM", "ADMIN"):
+        raise PermissionDeniedError(
+            "只有发起人、部门经理或管理员可以撤销 / only the starter, the manager or an admin may cancel"
         )
-        audit.record(
-            session,
-            "instance_cancelled",
-            actor=actor.username,
-            instance_id=instance_id,
-            payload={"reason": reason},
-        )
-        _caches(db).workflows.pop(instance_id, None)
-        return _summary(session, instance, _definition(session, instance))
+    definition = _definition(db, tx, instance.definition_id)
+    instance.status, instance.ended_at = CANCELLED, clock.now()
+    store.withdraw_all(tx, instance_id)
+    audit.record(
+        tx,
+        "instance_cancelled",
+        actor=actor.username,
+        instance_id=instance_id,
+        payload={"reason": reason},
+    )
+    store.update_instance(tx, instance, None)
+    caches.of(db).drop(instance_id)
+    return _summary(instance, definition, {})
 
 
 def retry_instance(
     db: Database, actor: Actor, instance_id: int, data: Mapping[str, Any] | None = None
 ) -> InstanceSummary:
     """Run a failed step again, with corrected data, once the cause is fixed (process owner or admin)."""
-    with _step(db, actor, instance_id=instance_id) as session:
-        if not actor.has_role("PO", "ADMIN"):
-            raise PermissionDeniedError(
-                "只有流程负责人或管理员可以重试 / only a process owner or an admin may retry"
-            )
-        instance = _lock_instance(session, instance_id)
-        if instance.status != ERROR:
-            raise ConflictError(f"流程实例没有出错（{instance.status}）/ the case is not in error")
-        definition, _compiled_process, workflow = _load(db, session, instance)
-        failure = _attempt(lambda: bpmn.retry_failed(workflow, data))
-        audit.record(
-            session,
-            "instance_retried",
-            actor=actor.username,
-            instance_id=instance_id,
-            payload={"data": forms.to_json_data(data or {})},
+    return _run(db, actor, partial(_retry, db, actor, instance_id, data), instance_id)
+
+
+def _retry(
+    db: Database, actor: Actor, instance_id: int, data: Mapping[str, Any] | None, tx: Txn
+) -> InstanceSummary:
+    if not actor.has_role("PO", "ADMIN"):
+        raise PermissionDeniedError(
+            "只有流程负责人或管理员可以重试 / only a process owner or an admin may retry"
         )
-        _persist(db, session, actor, instance, definition, workflow, failure)
-        return _summary(session, instance, definition)
+    instance = store.lock_instance(tx, instance_id)
+    if instance.status != ERROR:
+        raise ConflictError(f"流程实例没有出错（{instance.status}）/ the case is not in error")
+    definition = _definition(db, tx, instance.definition_id)
+    hot = _checkout(db, tx, instance, definition)
+    failure = _attempt(lambda: bpmn.retry_failed(hot.workflow, data))
+    audit.record(
+        tx,
+        "instance_retried",
+        actor=actor.username,
+        instance_id=instance_id,
+        payload={"data": forms.to_json_data(data or {})},
+    )
+    return _persist(db, tx, actor, instance, definition, hot, failure)
 
 
 def fire_timers_in(db: Database, session: Session, instance_id: int) -> int:
     """Let the instance's due timers fire, inside the worker's transaction; returns how many fired."""
     actor = identity.SYSTEM
-    instance = _lock_instance(session, instance_id)
+    tx = txn.of_session(session)
+    instance = store.lock_instance(tx, instance_id)
     if instance.status != RUNNING:
         return 0
-    definition, _compiled_process, workflow = _load(db, session, instance)
-    due = [t for t in bpmn.waiting_timers(workflow) if t[1] <= clock.now()]
-    failure = _attempt(lambda: bpmn.fire_due_timers(workflow))
+    definition = _definition(db, tx, instance.definition_id)
+    hot = _checkout(db, tx, instance, definition)
+    due = [t for t in bpmn.waiting_timers(hot.workflow) if t[1] <= clock.now()]
+    failure = _attempt(lambda: bpmn.fire_due_timers(hot.workflow))
     for bpmn_id, fire_at in due:
         audit.record(
-            session,
+            tx,
             "timer_fired",
             actor=actor.username,
             instance_id=instance_id,
             task_id=bpmn_id,
             payload={"due": fire_at.isoformat()},
         )
-    _persist(db, session, actor, instance, definition, workflow, failure)
+    _persist(db, tx, actor, instance, definition, hot, failure)
     return len(due)
 
 
@@ -775,11 +786,28 @@ def get_instance(db: Database, instance_id: int) -> InstanceView:
         instance = session.get(ProcessInstance, instance_id)
         if instance is None:
             raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
-        definition = _definition(session, instance)
-        workflow = bpmn.load_state(_compiled(db, session, definition), instance.state)
+        definition = caches.of(db).load_definition(session, instance.definition_id)
+        workflow = bpmn.load_state(definition.compiled, instance.state)
         starter = identity.usernames(session, [instance.started_by] if instance.started_by else [])
+        open_ids = session.scalars(
+            select(HumanTask.id)
+            .where(HumanTask.instance_id == instance.id, HumanTask.status == OPEN)
+            .order_by(HumanTask.id)
+        ).all()
+        summary = InstanceSummary(
+            instance.id,
+            definition.key,
+            definition.version,
+            instance.status,
+            instance.business_key,
+            instance.title,
+            instance.version,
+            tuple(open_ids),
+            instance.error_message,
+            instance.error_element,
+        )
         return InstanceView(
-            _summary(session, instance, definition),
+            summary,
             starter.get(instance.started_by or 0),
             instance.started_at,
             forms.to_json_data(bpmn.workflow_data(workflow)),
