@@ -9,6 +9,11 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def verify_state() -> bool:
+    """``OPSFLOW_VERIFY_STATE=1``: compare every incremental state dump with a full dump (tests, debugging)."""
+    return os.environ.get("OPSFLOW_VERIFY_STATE") == "1"
+
+
 def _default_database_url() -> str:
     return f"sqlite:///{PROJECT_ROOT / 'instance' / 'opsflow.sqlite'}"
 

@@ -122,7 +122,7 @@ def fire_next_due(db: Database) -> int | None:
             .join(Timer, Timer.instance_id == ProcessInstance.id)
             .where(
                 Timer.status == "waiting",
-                Timer.fire_at <= clock.now(),
+                Timer.fire_at < clock.now(),  # SpiffWorkflow fires strictly after the due time
                 ProcessInstance.status == runtime.RUNNING,
             )
             .order_by(Timer.fire_at)

@@ -95,13 +95,13 @@ def test_init_creates_a_fresh_database_and_running_it_again_changes_nothing(
     try:
         users, definitions, events = count(db, "user"), count(db, "process_definition"), 0
         assert users == len(DEMO_USERS)
-        assert definitions == 1
+        assert definitions == len(list(PROCESSES.glob("*.bpmn")))
         assert count(db, "role") == len(identity.ROLES)
         with db.read() as session:
             report = audit.verify(session)
             events = report.checked
         assert report.ok
-        assert events == 1  # the deploy
+        assert events == len(list(PROCESSES.glob("*.bpmn")))  # one per deploy
         # the printed demo password logs in
         assert identity.authenticate(db, "ddm1", "ddm1-demo-2026").roles == {"DDM"}
 
@@ -123,7 +123,7 @@ def test_init_on_a_database_that_already_has_the_department_only_deploys(db, ops
     assert count(db, "user") == users
     again = ok(opsflow("--database", db.url, "init"))
     assert "unchanged: expense_reimbursement v1 (费用报销)" in again
-    assert count(db, "process_definition") == 1
+    assert count(db, "process_definition") == len(list(PROCESSES.glob("*.bpmn")))
 
 
 # --- validate ---
@@ -188,7 +188,7 @@ def test_deploy_start_tasks_claim_complete_and_instance(db, opsflow) -> None:
         return ok(opsflow("--database", db.url, *args))
 
     assert run("deploy", EXPENSE_BPMN) == ["deployed: expense_reimbursement v1"]
-    assert run("deploy", PROCESSES) == ["unchanged: expense_reimbursement v1"]
+    assert "unchanged: expense_reimbursement v1" in run("deploy", PROCESSES)
 
     (started,) = run(
         "start",

@@ -63,7 +63,8 @@ def traced(db: Database) -> Iterator[tuple[Database, list[str]]]:
     handle.dispose()
 
 
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # statement tracing is the sqlite3 driver's
+# statement tracing is the sqlite3 driver's
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 @pytest.mark.usefixtures("steps")
 def test_a_warm_completion_issues_eight_statements_and_no_orm_query(
     traced: tuple[Database, list[str]], actor: Callable[[str], Actor]

@@ -1,0 +1,76 @@
+"""The only SpiffWorkflow/lxml user: hardened parsing, spec cache, state (de)serialization, engine steps.
+
+Everything SpiffWorkflow raises is translated into engine errors that name the BPMN element
+(``errors``). Callers use the names below, as ``from engine import bpmn; bpmn.compile_process``;
+the modules are ``xml`` (hardened parsing, what is read off the raw XML), ``scripts`` (the
+sandboxed script engine), ``specs`` (parsing, the spec cache, what is read off the specs),
+``run`` (running workflows, the mirror pass) and ``state`` (state without the spec, StateWriter).
+"""
+
+from engine.bpmn.run import (
+    ReadyTask,
+    catch_message,
+    complete_user_task,
+    fire_due_timers,
+    is_completed,
+    mirror,
+    new_workflow,
+    ready_user_tasks,
+    retry_failed,
+    run_steps,
+    task_data,
+    waiting_messages,
+    waiting_timers,
+    workflow_data,
+)
+from engine.bpmn.specs import (
+    CompiledProcess,
+    Expression,
+    bundle_digest,
+    compile_process,
+    decision_tables,
+    dmn_tables,
+    expressions,
+)
+from engine.bpmn.state import StateWriter, dump_state, load_state
+from engine.bpmn.xml import (
+    MAX_XML_BYTES,
+    called_element_ids,
+    executable_process_id,
+    foreign_constructs,
+    message_names,
+    parse_xml,
+)
+
+__all__ = [
+    "MAX_XML_BYTES",
+    "CompiledProcess",
+    "Expression",
+    "ReadyTask",
+    "StateWriter",
+    "bundle_digest",
+    "called_element_ids",
+    "catch_message",
+    "compile_process",
+    "complete_user_task",
+    "decision_tables",
+    "dmn_tables",
+    "dump_state",
+    "executable_process_id",
+    "expressions",
+    "fire_due_timers",
+    "foreign_constructs",
+    "is_completed",
+    "load_state",
+    "message_names",
+    "mirror",
+    "new_workflow",
+    "parse_xml",
+    "ready_user_tasks",
+    "retry_failed",
+    "run_steps",
+    "task_data",
+    "waiting_messages",
+    "waiting_timers",
+    "workflow_data",
+]
