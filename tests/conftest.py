@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 from engine import clock, identity, registry
@@ -173,3 +174,11 @@ def history_types(db: Database, instance_id: int) -> list[str]:
     from engine import runtime
 
     return [event["type"] for event in runtime.get_instance(db, instance_id).history]
+
+
+@pytest.fixture
+def opsflow() -> Callable[..., Result]:
+    """``opsflow(*args)``: the CLI in process (it closes the database it opens)."""
+    from engine import cli
+
+    return lambda *args: CliRunner().invoke(cli.main, [str(a) for a in args])

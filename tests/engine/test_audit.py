@@ -7,17 +7,16 @@ import datetime as dt
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DatabaseError
 
-from engine import audit, cli, identity, runtime
+from engine import audit, identity, runtime
 from engine.db import Database
 from engine.errors import InvalidInputError, PermissionDeniedError
 from tests.conftest import open_task, work
@@ -44,21 +43,6 @@ def head(db: Database) -> tuple[int, str]:
     with db.engine.connect() as connection:
         row = connection.execute(text("SELECT seq, hash FROM audit_head WHERE id = 1")).one()
         return row.seq, row.hash
-
-
-@pytest.fixture
-def opsflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
-    """``opsflow(*args)``: the CLI in process; the database handles it opens are disposed afterwards."""
-    opened: list[Database] = []
-
-    def tracked(url: str, **options: Any) -> Database:
-        opened.append(Database(url, **options))
-        return opened[-1]
-
-    monkeypatch.setattr(cli, "Database", tracked)
-    yield lambda *args: CliRunner().invoke(cli.main, [str(a) for a in args])
-    for handle in opened:
-        handle.dispose()
 
 
 def verify(db: Database) -> audit.ChainReport:

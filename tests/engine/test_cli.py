@@ -11,15 +11,15 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import func, select, table
 
-from engine import audit, cli, identity, runtime
+from engine import audit, identity, runtime
 from engine.config import PROJECT_ROOT
 from engine.db import Database
 from tests import expense_claims
@@ -35,21 +35,6 @@ def claim_data(**changes: object) -> dict[str, Any]:
     """A valid expense claim for the real today (the CLI runs on the real clock)."""
     day = (dt.date.today() - dt.timedelta(days=10)).isoformat()  # noqa: DTZ011 - the CLI's real today
     return expense_claims.claim_data(day=day, **changes)
-
-
-@pytest.fixture
-def opsflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
-    """``opsflow(*args)``: the CLI in process; the database handles it opens are disposed afterwards."""
-    opened: list[Database] = []
-
-    def tracked(url: str, **options: Any) -> Database:
-        opened.append(Database(url, **options))
-        return opened[-1]
-
-    monkeypatch.setattr(cli, "Database", tracked)
-    yield lambda *args: CliRunner().invoke(cli.main, [str(a) for a in args])
-    for handle in opened:
-        handle.dispose()
 
 
 def ok(result: Result) -> list[str]:
