@@ -8,15 +8,22 @@ name); a ``role`` property overrides the lane. Properties a diagram may set on a
 - ``assignee``: ``starter``, ``manager_of(starter)`` or ``data.<field>`` naming a username;
 - ``approval``: ``true`` when the task approves a request: its submitter may never complete it;
 - ``segregateFrom``: comma-separated BPMN task ids whose completers may not complete this one;
-- ``deadline``: e.g. ``3 workdays``, ``15 days``, ``48 hours``.
+- ``deadline``: e.g. ``3 workdays``, ``15 days``, ``48 hours``, counted from the task's start;
+- ``dueAt``: the name of a data field holding the due time (an ISO datetime), e.g. a complaint's
+  legal deadline computed by the diagram;
+- ``excludeUsers``: comma-separated ``data.<field>`` (a username or a list of them) and
+  ``manager_of(data.<field>)``: people who may never work the task (回避: the staff member a
+  complaint is about and their direct lead; the seller of a policy being called back).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from engine import workdays
 from engine.errors import InvalidInputError, PermissionDeniedError
 from engine.identity import ROLES, Actor
 
@@ -106,3 +113,61 @@ def data_assignee(rule: AssigneeRule, data: Mapping[str, Any]) -> str | None:
     """The username a ``data.<field>`` rule points at, if the field holds one."""
     value = data.get(rule.field or "")
     return value if isinstance(value, str) and value else None
+
+
+def due_at(
+    properties: Mapping[str, str], now: datetime, data: Callable[[], Mapping[str, Any]]
+) -> datetime | None:
+    """A new task's due time: its ``deadline`` counted from now, or the ``dueAt`` field's value."""
+    if properties.get("deadline"):
+        return workdays.deadline_from(now, properties["deadline"])
+    field = properties.get("dueAt")
+    value = data().get(field) if field else None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        due = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return due if due.tzinfo else due.replace(tzinfo=workdays.CHINA_TZ)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """One ``excludeUsers`` item: the users named in ``field``, or their managers."""
+
+    field: str
+    managers: bool = False
+
+
+def parse_exclusions(expression: str | None) -> tuple[Exclusion, ...]:
+    """:raise InvalidInputError: an item that is neither ``data.x`` nor ``manager_of(data.x)``."""
+    found = []
+    for item in (expression or "").replace(" ", "").split(","):
+        if not item:
+            continue
+        managers = item.startswith("manager_of(") and item.endswith(")")
+        inner = item[len("manager_of(") : -1] if managers else item
+        if not (inner.startswith("data.") and inner[5:].isidentifier()):
+            raise InvalidInputError(
+                "未知的回避表达式",
+                {"excludeUsers": [f"未知的回避表达式 / unknown exclusion: {item}"]},
+            )
+        found.append(Exclusion(inner[5:], managers))
+    return tuple(found)
+
+
+def excluded_usernames(exclusion: Exclusion, data: Mapping[str, Any]) -> list[str]:
+    """The usernames an exclusion's data field holds (one or a list)."""
+    value = data.get(exclusion.field)
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if isinstance(v, str) and v]
+
+
+def check_not_excluded(actor: Actor, excluded: Collection[int]) -> None:
+    """:raise PermissionDeniedError: the actor must stay away from this task (回避)."""
+    if actor.id in excluded:
+        raise PermissionDeniedError(
+            "回避：您与本案有利害关系，不得处理此任务 / you must recuse yourself from this task "
+            "(you, or someone you manage, is a party to the case)"
+        )

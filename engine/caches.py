@@ -66,6 +66,8 @@ class Hot:
     writer: bpmn.StateWriter
     open_tasks: dict[str, tuple[int, str]]  # spiff task id -> (human_task.id, BPMN id)
     timers: frozenset[tuple[str, datetime]]  # (BPMN id, fire_at) of the waiting timer rows
+    # audit events of the step's service-task operators, written by steps.persist
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
 class Caches:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from engine import audit, conformance, identity, inbox, registry, runtime, timers
+from engine import audit, conformance, identity, inbox, operators, registry, runtime, timers
 from engine.config import Settings
 from engine.db import Database
 from engine.errors import InvalidDefinitionError, InvalidInputError, OpsflowError
@@ -92,10 +92,11 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 @click.pass_obj
 @_one_line_errors
 def init(state: _State) -> None:
-    """Create/upgrade the database, load the demo department, deploy processes/ (idempotent)."""
+    """Create/upgrade the database, load the demo department and case files, deploy processes/ (idempotent)."""
     state.db.upgrade()
     with state.db.unit_of_work() as session:
         created = identity.load_department(session, state.settings.demo_data)
+        operators.load_demo(session, state.settings.demo_case_files)
         deployed = registry.deploy_all(
             session, identity.SYSTEM, registry.read_directory(state.settings.processes_dir)
         )

@@ -55,11 +55,16 @@ def _complete(
     task, instance = task_actions.open_task(tx, task_id, lock=True)
     _check_version(instance, expected_version)
     assignment.check_may_work(actor, task.candidate_role, task.assignee_id)
+    assignment.check_not_excluded(actor, task.excluded)
     definition = task_actions.check_segregation(db, tx, actor, task, instance)
     cleaned = _validated(db, definition, task, data)
     hot = steps.checkout(db, tx, instance, definition)
     failure = steps.attempt(
-        lambda: bpmn.complete_user_task(hot.workflow, task.spiff_task_id, cleaned)
+        tx,
+        actor,
+        instance.id,
+        hot,
+        lambda: bpmn.complete_user_task(hot.workflow, task.spiff_task_id, cleaned),
     )
     submitted = forms.to_json_data(cleaned)
     store.complete_task(tx, task.id, clock.now(), actor.id or None, submitted)

@@ -27,6 +27,7 @@ class Settings:
     processes_dir: Path = PROJECT_ROOT / "processes"
     forms_dir: Path = PROJECT_ROOT / "forms"
     demo_data: Path = PROJECT_ROOT / "engine" / "data" / "demo_department.json"
+    demo_case_files: Path = PROJECT_ROOT / "engine" / "data" / "demo_case_files.json"
 
     @classmethod
     def from_env(cls) -> Settings:

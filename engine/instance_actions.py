@@ -82,8 +82,8 @@ def start_in(
         },
     )
     workflow = bpmn.new_workflow(definition.compiled, {**(data or {}), "starter": actor.username})
-    failure = steps.attempt(lambda: bpmn.run_steps(workflow))
     hot = caches.Hot(instance.version, workflow, bpmn.StateWriter(), {}, frozenset())
+    failure = steps.attempt(tx, actor, instance.id, hot, lambda: bpmn.run_steps(workflow))
     return steps.persist(db, tx, actor, instance, definition, hot, failure)
 
 
@@ -125,7 +125,9 @@ def _correlate(
         raise ConflictError(
             f"流程实例未在等待消息 {message_name} / the case is not waiting for '{message_name}'"
         )
-    failure = steps.attempt(lambda: bpmn.catch_message(hot.workflow, message_name, cleaned))
+    failure = steps.attempt(
+        tx, actor, instance.id, hot, lambda: bpmn.catch_message(hot.workflow, message_name, cleaned)
+    )
     audit.record(
         tx,
         "message_received",
@@ -219,7 +221,9 @@ def _retry(
         raise ConflictError(f"流程实例没有出错（{instance.status}）/ the case is not in error")
     definition = steps.get_definition(db, tx, instance.definition_id)
     hot = steps.checkout(db, tx, instance, definition)
-    failure = steps.attempt(lambda: bpmn.retry_failed(hot.workflow, data))
+    failure = steps.attempt(
+        tx, actor, instance.id, hot, lambda: bpmn.retry_failed(hot.workflow, data)
+    )
     audit.record(
         tx,
         "instance_retried",
@@ -240,7 +244,7 @@ def fire_timers_in(db: Database, session: Session, instance_id: int) -> int:
     definition = steps.get_definition(db, tx, instance.definition_id)
     hot = steps.checkout(db, tx, instance, definition)
     due = [t for t in bpmn.waiting_timers(hot.workflow) if t[1] < clock.now()]
-    failure = steps.attempt(lambda: bpmn.fire_due_timers(hot.workflow))
+    failure = steps.attempt(tx, actor, instance.id, hot, lambda: bpmn.fire_due_timers(hot.workflow))
     for bpmn_id, fire_at in due:
         audit.record(
             tx,

@@ -144,6 +144,8 @@ class HumanTask(Base):
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     data: Mapped[dict[str, Any] | None]
+    # comma-separated ids of users the task's excludeUsers rule keeps away from it (回避)
+    excluded_user_ids: Mapped[str | None] = mapped_column(String(255))
 
 
 class Timer(Base):
@@ -196,3 +198,80 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int]
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- case files shared across instances (written by service-task operators, engine.operators) ---
+# Dates are ISO strings (YYYY-MM-DD) and amounts decimal text: the operators write them with plain
+# DBAPI statements on both databases, and ISO dates compare correctly as text.
+
+
+class Customer(Base):
+    """A customer file (三(一)3), one per identity document."""
+
+    __tablename__ = "customer"
+    __table_args__ = (UniqueConstraint("id_type", "id_no"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_no: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    id_type: Mapped[str] = mapped_column(String(32))
+    id_no: Mapped[str] = mapped_column(String(64))
+    mobile: Mapped[str | None] = mapped_column(String(20))
+    occupation: Mapped[str | None] = mapped_column(String(128))
+    address: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime]
+
+
+class Policy(Base):
+    """An issued policy the agency placed, as the sales case recorded it."""
+
+    __tablename__ = "policy"
+
+    policy_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    insured_name: Mapped[str | None] = mapped_column(String(64))
+    insurer: Mapped[str] = mapped_column(String(128))
+    product_code: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    life: Mapped[bool]
+    term_years: Mapped[int | None]
+    sum_insured: Mapped[str | None] = mapped_column(String(24))
+    premium: Mapped[str | None] = mapped_column(String(24))
+    effective_date: Mapped[str | None] = mapped_column(String(10))
+    receipt_signed_date: Mapped[str | None] = mapped_column(String(10))
+    seller_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    instance_id: Mapped[int | None]
+    recorded_at: Mapped[datetime]
+
+
+class ArchiveItem(Base):
+    """A filed archive item in the catalogue (七(二)); destroyed items stay, marked."""
+
+    __tablename__ = "archive_item"
+
+    archive_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(255))
+    related_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    retention_until: Mapped[str | None] = mapped_column(String(10), index=True)
+    permanent: Mapped[bool]
+    media: Mapped[str | None] = mapped_column(String(16))
+    location: Mapped[str | None] = mapped_column(String(255))
+    filed_by_instance: Mapped[int | None]
+    registered_at: Mapped[datetime]
+    destroyed_at: Mapped[datetime | None]
+    destroyed_by_instance: Mapped[int | None]
+
+
+class ArchiveHold(Base):
+    """A complaint or legal hold on every archive item of one reference (R3 第13条)."""
+
+    __tablename__ = "archive_hold"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    related_ref: Mapped[str] = mapped_column(String(64), index=True)
+    case_ref: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(255))
+    placed_at: Mapped[datetime]
+    placed_by_instance: Mapped[int | None]
+    released_at: Mapped[datetime | None]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, bpmn, clock, dmn_checks, forms, sandbox, workdays
+from engine import assignment, audit, bpmn, clock, dmn_checks, forms, operators, sandbox, workdays
 from engine.assignment import parse_assignee, role_for_lane
 from engine.errors import (
     DefinitionProblem,
@@ -74,6 +74,7 @@ def check(
     problems = [
         *foreign,
         *_user_task_problems(compiled, files),
+        *_service_task_problems(compiled, files.source),
         *(
             p
             for p in _expression_problems(compiled, files.source)
@@ -204,6 +205,8 @@ def _property_problems(
     checks: tuple[tuple[str, Callable[[str], object]], ...] = (
         ("assignee", parse_assignee),
         ("deadline", workdays.parse_deadline_spec),
+        ("excludeUsers", assignment.parse_exclusions),
+        ("dueAt", _data_field),
     )
     for name, check in checks:
         if not props.get(name):
@@ -214,6 +217,22 @@ def _property_problems(
             messages = [m for ms in exc.field_errors.values() for m in ms] or [str(exc)]
             problems.extend(DefinitionProblem(source, bpmn_id, f"{name}: {m}") for m in messages)
     return problems
+
+
+def _data_field(name: str) -> None:
+    if not name.isidentifier():
+        raise InvalidInputError(
+            "dueAt 须为数据字段名",
+            {"dueAt": [f"须为数据字段名 / must name a data field: {name!r}"]},
+        )
+
+
+def _service_task_problems(compiled: bpmn.CompiledProcess, source: str) -> list[DefinitionProblem]:
+    return [
+        DefinitionProblem(source, task.element_id, message)
+        for task in bpmn.service_tasks(compiled)
+        for message in operators.problems(task)
+    ]
 
 
 def _expression_problems(compiled: bpmn.CompiledProcess, source: str) -> list[DefinitionProblem]:

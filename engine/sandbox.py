@@ -8,7 +8,8 @@ here and nowhere else.  Three layers:
    node types (no import, def, lambda, class, while, try, with, raise, yield,
    match...), then against rules for names and attributes: nothing starting
    with ``_``, no interpreter internals (``gi_``, ``f_``, ``tb_``, ``co_``,
-   ``cr_``, ``ag_``), no ``format``/``format_map``/``mro``, no reading the clock,
+   ``cr_``, ``ag_``), no ``format``/``format_map``/``mro``, no reading the system
+   clock (``now()``/``today()`` read the engine clock, see ``script_helpers``),
    no calls to ``eval``/``open``/``getattr``/``type``... .
 2. After the check a transformer routes whatever can build big objects
    through size-checking helpers: the operators ``+ * ** << %`` (augmented
@@ -53,22 +54,20 @@ from collections.abc import (
     ValuesView,
 )
 from datetime import date, datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal, DecimalException
+from decimal import Decimal, DecimalException
 from types import CodeType, MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, TypeVar
 
+from engine import script_helpers
 from engine.errors import OpsflowError, ScriptFailedError, ScriptRejectedError
 
 __all__ = [
     "SAFE_HELPERS",
     "CompiledScript",
-    "add_days",
     "check",
     "compile_cached",
-    "days_between",
     "evaluate",
     "execute",
-    "quantize2",
 ]
 
 Mode = Literal["eval", "exec"]
@@ -563,47 +562,6 @@ def _safe_sum(*args: Any, **kwargs: Any) -> Any:
     return parts if isinstance(start, list) else tuple(parts)
 
 
-_CENT: Final = Decimal("0.01")
-
-
-def quantize2(value: Decimal | int | float | str) -> Decimal:
-    """Money: ``value`` as a Decimal rounded half-up to two places (2.675 -> 2.68).
-
-    Floats go through ``str`` so ``quantize2(2.675)`` is 2.68, not the binary 2.67.
-    """
-    if isinstance(value, bool):
-        raise TypeError("quantize2() needs a number or a numeric string, not a bool")
-    amount = value if isinstance(value, Decimal) else Decimal(str(value))
-    return amount.quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
-def _as_date(value: date | str) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        return datetime.fromisoformat(value.strip()).date()
-    raise TypeError(f"expected a date or an ISO date string, not {type(value).__name__}")
-
-
-def days_between(start: date | str, end: date | str) -> int:
-    """Whole calendar days from ``start`` to ``end`` (negative if ``end`` is earlier).
-
-    Accepts dates, datetimes (their date part counts) and ISO strings such as
-    ``"2024-05-01"``, which is how forms store dates in task data.
-    """
-    return (_as_date(end) - _as_date(start)).days
-
-
-def add_days(day: date | str, days: int) -> date:
-    """``day`` plus ``days`` calendar days (negative goes back); a datetime stays a datetime."""
-    if isinstance(days, bool) or not isinstance(days, int):
-        raise TypeError(f"add_days() needs a whole number of days, not {type(days).__name__}")
-    start = day if isinstance(day, date) else _as_date(day)
-    return start + timedelta(days=days)
-
-
 SAFE_HELPERS: Mapping[str, Any] = MappingProxyType(
     {
         "Decimal": Decimal,
@@ -632,9 +590,13 @@ SAFE_HELPERS: Mapping[str, Any] = MappingProxyType(
         "enumerate": enumerate,
         "zip": _safe_zip,
         "isinstance": _safe_isinstance,
-        "quantize2": quantize2,
-        "days_between": days_between,
-        "add_days": add_days,
+        "quantize2": script_helpers.quantize2,
+        "days_between": script_helpers.days_between,
+        "add_days": script_helpers.add_days,
+        "add_workdays": script_helpers.add_workdays,
+        "deadline": script_helpers.deadline,
+        "now": script_helpers.now,
+        "today": script_helpers.today,
     }
 )
 
@@ -746,8 +708,8 @@ FORBIDDEN_CALLS: Final = frozenset(
 
 _INTERNAL_PREFIXES: Final = ("gi_", "f_", "tb_", "co_", "cr_", "ag_")
 _CLOCK = (
-    "脚本不允许读取当前时间（结果必须可重复），日期请取自任务数据",
-    "reading the clock is not allowed (scripts must be deterministic); take dates from task data",
+    "脚本不允许读取系统时间，请调用 now() 或 today()（读取引擎时钟）",
+    "reading the system clock is not allowed; call now() or today(), which read the engine clock",
 )
 _FORBIDDEN_ATTRIBUTES: Final[dict[str, tuple[str, str]]] = {
     "format": ("不允许使用 format，请改用 f-string", "'format' is not allowed; use an f-string"),

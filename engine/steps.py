@@ -7,13 +7,14 @@ workflow back in the cache only once the new version has committed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from engine import assignment, audit, bpmn, caches, clock, forms, store, unit_of_work, workdays
+from engine import assignment, audit, bpmn, caches, clock, forms, operators, store, unit_of_work
 from engine.db import Database
 from engine.errors import ScriptError
 from engine.identity import Actor
@@ -67,12 +68,21 @@ def checkout(
     return hot
 
 
-def attempt(step: Callable[[], object]) -> ScriptError | None:
-    """Run an engine step; a failing script leaves the workflow with that task in ERROR."""
-    try:
-        step()
-    except ScriptError as exc:
-        return exc
+def attempt(
+    tx: Txn, actor: Actor, instance_id: int, hot: caches.Hot, step: Callable[[], object]
+) -> ScriptError | None:
+    """Run an engine step; a failing script leaves the workflow with that task in ERROR.
+
+    Service-task operators the step calls run in ``tx``; their audit events wait in
+    ``hot.events`` for ``persist``, so they follow the step's own event in the chain.
+    """
+    with operators.step(tx, actor, instance_id) as context:
+        try:
+            step()
+        except ScriptError as exc:
+            return exc
+        finally:
+            hot.events.extend(context.events)
     return None
 
 
@@ -90,6 +100,16 @@ def persist(
     :raise ConflictError: the instance row's version moved (someone else wrote it).
     """
     workflow = hot.workflow
+    for type_, element_id, payload in hot.events:
+        audit.record(
+            tx,
+            type_,
+            actor=actor.username,
+            instance_id=instance.id,
+            task_id=element_id,
+            payload=payload,
+        )
+    hot.events.clear()
     mirror = bpmn.mirror(workflow)
     _set_status(tx, actor, instance, workflow, failure, mirror.completed)
     state = hot.writer.dump(workflow)
@@ -176,16 +196,16 @@ def _create_task(
     rules = definition.rules(task.bpmn_id)
     props = rules.properties
     now = clock.now()
-    due_at = workdays.deadline_from(now, props["deadline"]) if props.get("deadline") else None
+    data = functools.cache(lambda: bpmn.task_data(workflow, task.task_id))
+    due_at = assignment.due_at(props, now, data)
     role = assignment.role_for_lane(task.lane, props)
-    assignee = _assignee(
-        tx, instance.started_by, props, lambda: bpmn.task_data(workflow, task.task_id)
-    )
+    assignee = _assignee(tx, instance.started_by, props, data)
+    excluded = _excluded(tx, props, data)
     row_id = store.insert_task(
         tx,
         store.NewTask(
             instance.id, task.task_id, task.bpmn_id, task.name, task.lane, role, assignee,
-            props.get("formKey"), rules.approval, due_at, now,
+            props.get("formKey"), rules.approval, due_at, now, excluded,
         ),
     )  # fmt: skip
     audit.record(
@@ -220,6 +240,21 @@ def _assignee(
         return store.manager_id(tx, started_by)
     username = assignment.data_assignee(rule, data())
     return store.active_user_id(tx, username) if username else None
+
+
+def _excluded(
+    tx: Txn, props: Mapping[str, str], data: Callable[[], Mapping[str, Any]]
+) -> tuple[int, ...]:
+    """Ids of the users an ``excludeUsers`` rule keeps away from the task."""
+    ids: set[int] = set()
+    for exclusion in assignment.parse_exclusions(props.get("excludeUsers")):
+        for username in assignment.excluded_usernames(exclusion, data()):
+            user_id = store.user_id(tx, username)
+            if user_id is not None and exclusion.managers:
+                user_id = store.manager_id(tx, user_id)
+            if user_id is not None:
+                ids.add(user_id)
+    return tuple(sorted(ids))
 
 
 def _sync_timers(

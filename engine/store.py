@@ -45,18 +45,20 @@ class TaskRow:
     form_key: str | None
     completed_by: int | None
     completed_at: datetime | None
+    excluded: tuple[int, ...]  # users who must recuse themselves (excludeUsers)
 
 
 _JOINED = (
     "SELECT t.id, t.instance_id, t.spiff_task_id, t.bpmn_id, t.status, t.assignee_id,"
-    " t.candidate_role, t.form_key, t.completed_by, t.completed_at,"
+    " t.candidate_role, t.form_key, t.completed_by, t.completed_at, t.excluded_user_ids,"
     " i.id, i.definition_id, i.business_key, i.title, i.status, i.started_by, i.version,"
     " i.error_element, i.error_message, i.ended_at"
     " FROM human_task t JOIN process_instance i ON i.id = t.instance_id WHERE t.id = ?"
 )
 _TASK = (
     "SELECT id, instance_id, spiff_task_id, bpmn_id, status, assignee_id,"
-    " candidate_role, form_key, completed_by, completed_at FROM human_task WHERE id = ?"
+    " candidate_role, form_key, completed_by, completed_at, excluded_user_ids"
+    " FROM human_task WHERE id = ?"
 )
 _INSTANCE = (
     "SELECT id, definition_id, business_key, title, status, started_by, version,"
@@ -79,6 +81,7 @@ def _instance(tx: Txn, row: Any) -> InstanceRow:
 def _task(tx: Txn, row: Any) -> TaskRow:
     values = list(row)
     values[9] = tx.read_when(values[9])
+    values[10] = tuple(int(i) for i in values[10].split(",")) if values[10] else ()
     return TaskRow(*values)
 
 
@@ -91,7 +94,7 @@ def task(tx: Txn, task_id: int) -> tuple[TaskRow, InstanceRow]:
     row = tx.one(_JOINED, (task_id,))
     if row is None:
         raise _no_task(task_id)
-    return _task(tx, row[:10]), _instance(tx, row[10:])
+    return _task(tx, row[:11]), _instance(tx, row[11:])
 
 
 def task_locking_instance(tx: Txn, task_id: int) -> tuple[TaskRow, InstanceRow]:
@@ -248,13 +251,14 @@ class NewTask:
     is_approval: bool
     due_at: datetime | None
     created_at: datetime
+    excluded: tuple[int, ...] = ()
 
 
 def insert_task(tx: Txn, new: NewTask) -> int:
     return tx.insert(
         "INSERT INTO human_task (instance_id, spiff_task_id, bpmn_id, name, lane, candidate_role,"
-        " assignee_id, form_key, is_approval, status, due_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+        " assignee_id, form_key, is_approval, status, due_at, created_at, excluded_user_ids)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
         (
             new.instance_id,
             new.spiff_task_id,
@@ -267,6 +271,7 @@ def insert_task(tx: Txn, new: NewTask) -> int:
             new.is_approval,
             tx.when(new.due_at),
             tx.when(new.created_at),
+            ",".join(map(str, new.excluded)) or None,
         ),
     )
 
@@ -318,6 +323,12 @@ def manager_id(tx: Txn, user_id: int) -> int | None:
     """The user's manager (``identity.manager_of``'s id)."""
     row = tx.one('SELECT manager_id FROM "user" WHERE id = ?', (user_id,))
     return None if row is None or row[0] is None else int(row[0])
+
+
+def user_id(tx: Txn, username: str) -> int | None:
+    """The id of the user with this username (active or not), or None."""
+    row = tx.one('SELECT id FROM "user" WHERE username = ?', (username,))
+    return None if row is None else int(row[0])
 
 
 def active_user_id(tx: Txn, username: str) -> int:

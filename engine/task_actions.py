@@ -20,6 +20,7 @@ def claim_task(db: Database, actor: Actor, task_id: int) -> None:
 def _claim(db: Database, actor: Actor, task_id: int, tx: Txn) -> None:
     task, instance = open_task(tx, task_id)
     assignment.check_may_work(actor, task.candidate_role, None)
+    assignment.check_not_excluded(actor, task.excluded)
     check_segregation(db, tx, actor, task, instance)
     if task.assignee_id == actor.id:
         return
@@ -72,6 +73,7 @@ def _delegate(db: Database, actor: Actor, task_id: int, to_username: str, tx: Tx
         raise PermissionDeniedError(
             f"{to_username} 没有角色 {task.candidate_role} / lacks the task's role"
         )
+    assignment.check_not_excluded(colleague, task.excluded)
     check_segregation(db, tx, colleague, task, instance)
     store.set_assignee(tx, task_id, colleague.id)
     audit.record(

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from engine import clock, identity, registry
+from engine import clock, identity, operators, registry
 from engine.config import PROJECT_ROOT, Settings
 from engine.db import Database
 from engine.identity import Actor
@@ -30,6 +30,7 @@ PG_URL = (
 )
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 DEMO = Settings().demo_data
+DEMO_CASE_FILES = Settings().demo_case_files
 # 2026-03-02 09:00 China time, a Monday and a working day.
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -52,6 +53,7 @@ def sqlite_template(
     db.upgrade()
     with db.unit_of_work() as session:
         identity.load_department(session, DEMO)
+        operators.load_demo(session, DEMO_CASE_FILES)
     db.dispose()
     return path
 
@@ -87,6 +89,10 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
         tables = ", ".join(
             f'"{t}"'
             for t in (
+                "archive_hold",
+                "archive_item",
+                "policy",
+                "customer",
                 "audit_event",
                 "audit_head",
                 "timer",
@@ -102,6 +108,7 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     with db.unit_of_work() as session:
         identity.load_department(session, DEMO)
+        operators.load_demo(session, DEMO_CASE_FILES)
     return db
 
 

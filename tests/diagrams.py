@@ -60,3 +60,16 @@ def user_task(task_id: str, name: str, **properties: str) -> str:
 
 def sequence(*node_ids: str) -> str:
     return "".join(flow(a, b) for a, b in itertools.pairwise(node_ids))
+
+
+def service_task(task_id: str, name: str, operator: str, result: str, **params: str) -> str:
+    """A service task calling an opsflow operator; ``params`` are expressions over the task data."""
+    items = "".join(
+        f'<spiffworkflow:parameter id="{k}" type="any" value="{v}"/>' for k, v in params.items()
+    )
+    return (
+        f'<bpmn:serviceTask id="{task_id}" name="{name}"><bpmn:extensionElements>'
+        f'<spiffworkflow:serviceTaskOperator id="{operator}" resultVariable="{result}">'
+        f"<spiffworkflow:parameters>{items}</spiffworkflow:parameters>"
+        "</spiffworkflow:serviceTaskOperator></bpmn:extensionElements></bpmn:serviceTask>"
+    )

@@ -222,7 +222,7 @@ def _waiting_timer(task: Any) -> list[tuple[str, dt.datetime]]:
     return [] if due is None else [(task.task_spec.bpmn_id or task.task_spec.name, due)]
 
 
-def _timer_due(task: Any, definition: Any) -> dt.datetime | None:
+def _timer_due(task: Any, definition: Any = None) -> dt.datetime | None:
     value = task.internal_data.get("event_value")
     if isinstance(value, dict):
         value = value.get("next")
@@ -233,6 +233,62 @@ def _timer_due(task: Any, definition: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return due if due.tzinfo else due.replace(tzinfo=dt.UTC)
+
+
+# --- a paused deadline clock: waiting timers held, then shifted by the paused time ---
+
+_HELD = "9999-12-31T00:00:00+00:00"
+
+
+def hold_timers(workflow: Any) -> dict[str, str]:
+    """Stop every waiting timer of the instance; returns {task id: its due time} to resume with.
+
+    A held timer waits for a date no clock reaches; ``shift_timers`` gives it back its own due
+    time moved by the paused duration. Timers already held are left alone.
+    """
+    held: dict[str, str] = {}
+    for task in _waiting_timer_tasks(workflow):
+        due = _timer_due(task, None)
+        if due is None or due.year == 9999:
+            continue
+        held[str(task.id)] = due.isoformat()
+        _set_timer_due(task, _HELD)
+    return held
+
+
+def shift_timers(
+    workflow: Any, held: Mapping[str, str], by: dt.timedelta
+) -> list[tuple[str, str, str]]:
+    """Give held timers that still wait their due time plus ``by``: [(BPMN id, old, new)]."""
+    moved = []
+    for task in _waiting_timer_tasks(workflow):
+        old = held.get(str(task.id))
+        if old is None:
+            continue
+        new = (dt.datetime.fromisoformat(old) + by).isoformat()
+        _set_timer_due(task, new)
+        moved.append((str(task.task_spec.bpmn_id or task.task_spec.name), old, new))
+    return moved
+
+
+def _waiting_timer_tasks(workflow: Any) -> list[Any]:
+    """Every waiting timer of the instance, subprocesses included, from any of its workflows."""
+    top = getattr(workflow, "top_workflow", None) or workflow
+    return [
+        task
+        for each in (top, *top.subprocesses.values())
+        for task in each.tasks.values()
+        if task._state == TaskState.WAITING
+        and any(isinstance(d, spiff_timer.TimerEventDefinition) for d in _event_definitions(task))
+    ]
+
+
+def _set_timer_due(task: Any, due: str) -> None:
+    value = task.internal_data.get("event_value")
+    if isinstance(value, dict):
+        task.internal_data["event_value"] = {**value, "next": due}
+    else:
+        task.internal_data["event_value"] = due
 
 
 def is_completed(workflow: Any) -> bool:
@@ -247,9 +303,12 @@ def failed_task(workflow: Any) -> str | None:
 
 
 def workflow_data(workflow: Any) -> dict[str, Any]:
-    """The data of the most recently completed task (the instance's current case data)."""
-    last = workflow.last_task
-    return dict(last.data) if last is not None else dict(workflow.data)
+    """The data of the most recently completed task, in any subprocess (the case's current data)."""
+    candidates = [w.last_task for w in (workflow, *workflow.subprocesses.values()) if w.last_task]
+    if not candidates:
+        return dict(workflow.data)
+    last = max(candidates, key=lambda task: task.last_state_change)
+    return dict(last.data)
 
 
 def task_data(workflow: Any, task_id: str) -> dict[str, Any]:

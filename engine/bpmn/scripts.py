@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
@@ -35,10 +37,28 @@ class _SandboxEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[mi
         raise ScriptRejectedError("不支持服务任务 / service tasks are not supported by opsflow")
 
 
+ServiceHandler = Callable[[Any, str, Mapping[str, Any]], Any]
+"""(spiff task, operator name, parameter values) -> a JSON-compatible result."""
+
+_service_handler: list[ServiceHandler] = []
+
+
+def set_service_handler(handler: ServiceHandler) -> None:
+    """Install what runs service-task operators (``engine.operators`` does, on import)."""
+    _service_handler[:] = [handler]
+
+
 class _ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
-    def call_service(self, task: Any, **kwargs: Any) -> Any:
-        # PythonScriptEngine.call_service's own error path refers to an undefined name.
-        return self.environment.call_service(task.data, **kwargs)
+    def call_service(
+        self, task: Any, operation_name: str = "", operation_params: Any = None, **kwargs: Any
+    ) -> str:
+        # PythonScriptEngine.call_service's own error path refers to an undefined name, and the
+        # environment only sees the data: operators get the task and go through the handler.
+        if not _service_handler:
+            raise ScriptRejectedError("不支持服务任务 / no service-task operators are installed")
+        params = {name: spec["value"] for name, spec in (operation_params or {}).items()}
+        result = _service_handler[0](task, operation_name, params)
+        return json.dumps(result, ensure_ascii=False)
 
 
 SCRIPT_ENGINE = _ScriptEngine(environment=_SandboxEnvironment())

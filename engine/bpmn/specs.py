@@ -214,6 +214,9 @@ def _task_expressions(task_spec: Any) -> Iterator[Expression]:
         text = getattr(task_spec, attr, None)
         if isinstance(text, str) and text:
             yield Expression(element, "loop", text, "eval")
+    for param in (getattr(task_spec, "operation_params", None) or {}).values():
+        if isinstance(param.get("value"), str) and param["value"]:
+            yield Expression(element, "parameter", param["value"], "eval")
     definition = getattr(task_spec, "event_definition", None)
     expression = getattr(definition, "expression", None)
     if expression is not None:
@@ -235,6 +238,29 @@ def _dmn_expressions(task_spec: Any, element: str) -> Iterator[Expression]:
                 text = (getattr(entry, "text", None) or "").strip()
                 if text and text != "-":
                     yield Expression(element, kind, text, "eval")
+
+
+@dataclass(frozen=True)
+class ServiceTaskSpec:
+    """A service task: the opsflow operator it calls and the parameters it passes."""
+
+    element_id: str
+    operator: str
+    params: Mapping[str, str]  # name -> expression
+
+
+def service_tasks(compiled: CompiledProcess) -> Iterator[ServiceTaskSpec]:
+    """Every service task of the process and its called processes."""
+    for process_spec in [compiled.spec, *compiled.subprocess_specs.values()]:
+        for task_spec in process_spec.task_specs.values():
+            name = getattr(task_spec, "operation_name", None)
+            if name is not None:
+                params = getattr(task_spec, "operation_params", None) or {}
+                yield ServiceTaskSpec(
+                    task_spec.bpmn_id or task_spec.name,
+                    str(name),
+                    {key: str(value.get("value", "")) for key, value in params.items()},
+                )
 
 
 def decision_tables(compiled: CompiledProcess) -> Iterator[tuple[str, Any]]:

@@ -134,12 +134,16 @@ def _business_rule_refs(root: etree._Element) -> Iterator[tuple[str | None, str]
 
 
 def _service_tasks(root: etree._Element) -> Iterator[tuple[str | None, str]]:
+    operator = "bpmn:extensionElements/spiffworkflow:serviceTaskOperator"
     for node in root.iter(f"{{{BPMN_NS}}}serviceTask"):
+        if node.find(operator, _NS) is not None:
+            continue  # an opsflow operator: the registry checks its name and parameters
         yield (
             node.get("id"),
             (
-                "不支持服务任务（opsflow 没有外部连接器）/ service tasks are not supported: opsflow has no "
-                "connectors; model the work as a user task or a script task"
+                "服务任务未指定 opsflow 操作（spiffworkflow:serviceTaskOperator），opsflow 没有外部连接器 / "
+                "the service task names no opsflow operator (spiffworkflow:serviceTaskOperator); "
+                "opsflow has no other connectors: use an operator, a user task or a script task"
             ),
         )
 

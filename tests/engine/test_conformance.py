@@ -71,7 +71,7 @@ def test_every_refusal_and_failure_names_a_reason(
         ("cbexamples__dinnerDecisions.dmn", "2 decisions"),
         ("dmnjs__di.dmn", "3 decisions"),
         ("miwg__A.1.0.bpmn", "isExecutable"),
-        ("miwg__C.1.0.bpmn", "service tasks"),
+        ("miwg__C.1.0.bpmn", "names no opsflow operator"),
         ("spiff__ScriptTest.bpmn", "defining functions"),
         ("spiff__business_rules.dmn", "can match the same input"),
     ],

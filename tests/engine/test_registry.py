@@ -16,6 +16,7 @@ from engine.errors import DefinitionProblem, InvalidDefinitionError, NotFoundErr
 from engine.identity import Actor
 from engine.models import AuditEvent, ProcessDefinition, ProcessInstance
 from tests.conftest import work
+from tests.diagrams import service_task
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "registry"
 
@@ -537,11 +538,46 @@ def test_a_business_rule_task_in_camunda_dialect(db) -> None:
     assert "decisionRef" in problem.message
 
 
-def test_a_service_task(db) -> None:
+def test_a_service_task_without_an_opsflow_operator(db) -> None:
     text = process(("notify", '<bpmn:serviceTask id="notify" name="发送通知"/>'))
     problem = only_problem(refused(db, checked(text)))
     assert problem.element_id == "notify"
-    assert "service tasks are not supported" in problem.message
+    assert "names no opsflow operator" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ["operator policy_lookup needs parameter 'policy_no'"]),
+        (
+            {"policy_no": "policy_no", "insurer": "insurer"},
+            ["operator policy_lookup has no parameter 'insurer'"],
+        ),
+    ],
+)
+def test_an_operator_called_with_the_wrong_parameters(
+    db, params: dict[str, str], expected: list[str]
+) -> None:
+    task = service_task("lookup", "查询保单", "policy_lookup", "policy", **params)
+    problems = refused(db, checked(process(("lookup", task))))
+    assert [p.element_id for p in problems] == ["lookup"]
+    assert [p.message.split(" / ")[1] for p in problems] == expected
+
+
+def test_an_unknown_operator_names_the_known_ones(db) -> None:
+    task = service_task("send", "发短信", "send_sms", "sent", mobile="mobile")
+    problem = only_problem(refused(db, checked(process(("send", task)))))
+    assert "unknown operator 'send_sms'" in problem.message
+    assert "policy_lookup" in problem.message
+
+
+def test_an_operator_parameter_is_checked_by_the_sandbox(db) -> None:
+    task = service_task(
+        "lookup", "查询保单", "policy_lookup", "policy", policy_no="__import__('os')"
+    )
+    problem = only_problem(refused(db, checked(process(("lookup", task)))))
+    assert problem.element_id == "lookup"
+    assert "parameter" in problem.message
 
 
 def test_a_file_with_no_executable_process(db) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Literal, NamedTuple
 
 import pytest
 
+from engine import clock
 from engine.errors import ScriptFailedError, ScriptRejectedError
 from engine.sandbox import SAFE_HELPERS, check, compile_cached, evaluate, execute
 
@@ -592,16 +593,52 @@ def test_safe_helpers_are_the_whitelist() -> None:
         "Decimal", "date", "datetime", "timedelta", "timezone", "round", "len", "min", "max",
         "sum", "abs", "int", "float", "str", "bool", "list", "dict", "set", "tuple", "sorted",
         "any", "all", "range", "enumerate", "zip", "isinstance", "quantize2", "days_between",
-        "add_days",
+        "add_days", "add_workdays", "deadline", "now", "today",
     }  # fmt: skip
     assert set(SAFE_HELPERS) == expected
     with pytest.raises(TypeError):
         SAFE_HELPERS["open"] = open  # type: ignore[index]
 
 
-def test_no_clock_helper() -> None:
-    with pytest.raises(ScriptFailedError, match="NameError: name 'today' is not defined"):
-        evaluate("today()", {})
+def test_now_and_today_read_the_engine_clock_in_china_time() -> None:
+    # 2026-03-31 17:30 UTC is already 1 April in China
+    clock.use(clock.FrozenClock(datetime(2026, 3, 31, 17, 30, tzinfo=UTC)))
+    try:
+        assert evaluate("now()", {}) == "2026-04-01T01:30:00+08:00"
+        assert evaluate("today()", {}) == "2026-04-01"
+    finally:
+        clock.use(None)
+
+
+def test_the_system_clock_stays_out_of_reach() -> None:
+    with pytest.raises(ScriptRejectedError, match="engine clock"):
+        check("datetime.now()")
+
+
+@pytest.mark.parametrize(
+    ("start", "spec", "expected"),
+    [
+        ("2026-04-01", "15 days", "2026-04-16T23:59:59.999999+08:00"),
+        ("2026-04-01T10:00:00+08:00", "30 日", "2026-05-01T23:59:59.999999+08:00"),
+        # 1-5 May 2026 are holidays and Saturday 9 May is a make-up working day
+        ("2026-04-29", "5 workdays", "2026-05-09T23:59:59.999999+08:00"),
+        ("2026-03-02T09:00:00+08:00", "48 hours", "2026-03-04T09:00:00+08:00"),
+    ],
+)
+def test_deadline_counts_days_and_prc_working_days(start: str, spec: str, expected: str) -> None:
+    assert evaluate("deadline(start, spec)", {"start": start, "spec": spec}) == expected
+
+
+def test_deadline_refuses_an_unknown_unit() -> None:
+    with pytest.raises(ScriptFailedError, match="unknown unit"):
+        evaluate('deadline("2026-04-01", "15 fortnights")', {})
+
+
+def test_add_workdays_skips_weekends_and_holidays() -> None:
+    assert evaluate('add_workdays("2026-03-06", 1)', {}) == "2026-03-09"  # Friday -> Monday
+    # National Day: 1-7 October 2026 off, Saturday 10 October worked
+    assert evaluate('add_workdays("2026-09-30", 1)', {}) == "2026-10-08"
+    assert evaluate('add_workdays("2026-09-30", 3)', {}) == "2026-10-10"
 
 
 # --------------------------------------------------------------------------- run-time errors

@@ -1,0 +1,95 @@
+"""case files: customers, policies, the archive catalogue and holds; excluded users on tasks
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-25 07:40:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("human_task") as batch:
+        batch.add_column(sa.Column("excluded_user_ids", sa.String(length=255), nullable=True))
+    op.create_table(
+        "customer",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("customer_no", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("id_type", sa.String(length=32), nullable=False),
+        sa.Column("id_no", sa.String(length=64), nullable=False),
+        sa.Column("mobile", sa.String(length=20), nullable=True),
+        sa.Column("occupation", sa.String(length=128), nullable=True),
+        sa.Column("address", sa.String(length=255), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("customer_no"),
+        sa.UniqueConstraint("id_type", "id_no"),
+    )
+    op.create_table(
+        "policy",
+        sa.Column("policy_no", sa.String(length=64), nullable=False),
+        sa.Column("customer_id", sa.Integer(), sa.ForeignKey("customer.id"), nullable=False),
+        sa.Column("insured_name", sa.String(length=64), nullable=True),
+        sa.Column("insurer", sa.String(length=128), nullable=False),
+        sa.Column("product_code", sa.String(length=64), nullable=False),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("life", sa.Boolean(), nullable=False),
+        sa.Column("term_years", sa.Integer(), nullable=True),
+        sa.Column("sum_insured", sa.String(length=24), nullable=True),
+        sa.Column("premium", sa.String(length=24), nullable=True),
+        sa.Column("effective_date", sa.String(length=10), nullable=True),
+        sa.Column("receipt_signed_date", sa.String(length=10), nullable=True),
+        sa.Column("seller_id", sa.Integer(), sa.ForeignKey("user.id"), nullable=True),
+        sa.Column("instance_id", sa.Integer(), nullable=True),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("policy_no"),
+    )
+    op.create_index("ix_policy_customer_id", "policy", ["customer_id"])
+    op.create_table(
+        "archive_item",
+        sa.Column("archive_no", sa.String(length=64), nullable=False),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("title", sa.String(length=255), nullable=False),
+        sa.Column("related_ref", sa.String(length=64), nullable=True),
+        sa.Column("retention_until", sa.String(length=10), nullable=True),
+        sa.Column("permanent", sa.Boolean(), nullable=False),
+        sa.Column("media", sa.String(length=16), nullable=True),
+        sa.Column("location", sa.String(length=255), nullable=True),
+        sa.Column("filed_by_instance", sa.Integer(), nullable=True),
+        sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("destroyed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("destroyed_by_instance", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("archive_no"),
+    )
+    op.create_index("ix_archive_item_related_ref", "archive_item", ["related_ref"])
+    op.create_index("ix_archive_item_retention_until", "archive_item", ["retention_until"])
+    op.create_table(
+        "archive_hold",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("related_ref", sa.String(length=64), nullable=False),
+        sa.Column("case_ref", sa.String(length=128), nullable=False),
+        sa.Column("reason", sa.String(length=255), nullable=False),
+        sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("placed_by_instance", sa.Integer(), nullable=True),
+        sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_archive_hold_related_ref", "archive_hold", ["related_ref"])
+
+
+def downgrade() -> None:
+    op.drop_table("archive_hold")
+    op.drop_table("archive_item")
+    op.drop_table("policy")
+    op.drop_table("customer")
+    with op.batch_alter_table("human_task") as batch:
+        batch.drop_column("excluded_user_ids")
