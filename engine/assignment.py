@@ -11,6 +11,9 @@ name); a ``role`` property overrides the lane. Properties a diagram may set on a
 - ``deadline``: e.g. ``3 workdays``, ``15 days``, ``48 hours``, counted from the task's start;
 - ``dueAt``: the name of a data field holding the due time (an ISO datetime), e.g. a complaint's
   legal deadline computed by the diagram;
+- ``sameLevelAssignee``: ``manager_of(starter)``: when the person who started the case holds the
+  task's role, the task goes to their manager instead of the role's queue (an approval level
+  equal to the applicant moves up);
 - ``excludeUsers``: comma-separated ``data.<field>`` (a username or a list of them) and
   ``manager_of(data.<field>)``: people who may never work the task (回避: the staff member a
   complaint is about and their direct lead; the seller of a policy being called back).
@@ -170,4 +173,17 @@ def check_not_excluded(actor: Actor, excluded: Collection[int]) -> None:
         raise PermissionDeniedError(
             "回避：您与本案有利害关系，不得处理此任务 / you must recuse yourself from this task "
             "(you, or someone you manage, is a party to the case)"
+        )
+
+
+def parse_same_level(expression: str) -> None:
+    """:raise InvalidInputError: ``sameLevelAssignee`` other than ``manager_of(starter)``."""
+    if expression.replace(" ", "") != "manager_of(starter)":
+        raise InvalidInputError(
+            "sameLevelAssignee 只支持 manager_of(starter)",
+            {
+                "sameLevelAssignee": [
+                    f"只支持 manager_of(starter) / only manager_of(starter): {expression}"
+                ]
+            },
         )

@@ -275,3 +275,33 @@ class ArchiveHold(Base):
     placed_at: Mapped[datetime]
     placed_by_instance: Mapped[int | None]
     released_at: Mapped[datetime | None]
+
+
+class BudgetLine(Base):
+    """One budget line: year × cost centre × category; amounts are decimal text."""
+
+    __tablename__ = "budget_line"
+    __table_args__ = (UniqueConstraint("year", "cost_center", "category"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int]
+    cost_center: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[str] = mapped_column(String(24))
+    committed: Mapped[str] = mapped_column(String(24))
+    spent: Mapped[str] = mapped_column(String(24))
+    updated_at: Mapped[datetime]
+
+
+class BudgetEntry(Base):
+    """A movement on a budget line: commit, release or spend, by an expense claim."""
+
+    __tablename__ = "budget_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("budget_line.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[str] = mapped_column(String(24))
+    claim_ref: Mapped[str] = mapped_column(String(128))
+    instance_id: Mapped[int | None]
+    at: Mapped[datetime]

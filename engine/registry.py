@@ -206,6 +206,7 @@ def _property_problems(
         ("assignee", parse_assignee),
         ("deadline", workdays.parse_deadline_spec),
         ("excludeUsers", assignment.parse_exclusions),
+        ("sameLevelAssignee", assignment.parse_same_level),
         ("dueAt", _data_field),
     )
     for name, check in checks:

@@ -200,6 +200,10 @@ def _create_task(
     due_at = assignment.due_at(props, now, data)
     role = assignment.role_for_lane(task.lane, props)
     assignee = _assignee(tx, instance.started_by, props, data)
+    # an approval level the applicant holds moves up to the applicant's manager
+    starter = instance.started_by
+    if assignee is None and role and starter and props.get("sameLevelAssignee"):
+        assignee = store.manager_id(tx, starter) if role in store.role_codes(tx, starter) else None
     excluded = _excluded(tx, props, data)
     row_id = store.insert_task(
         tx,

@@ -325,6 +325,14 @@ def manager_id(tx: Txn, user_id: int) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
+def role_codes(tx: Txn, user_id: int) -> set[str]:
+    """The user's role codes (``identity.get_actor(...).roles``)."""
+    return {
+        str(row[0])
+        for row in tx.all("SELECT role_code FROM user_role WHERE user_id = ?", (user_id,))
+    }
+
+
 def user_id(tx: Txn, username: str) -> int | None:
     """The id of the user with this username (active or not), or None."""
     row = tx.one('SELECT id FROM "user" WHERE username = ?', (username,))

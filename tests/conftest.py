@@ -89,6 +89,8 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
         tables = ", ".join(
             f'"{t}"'
             for t in (
+                "budget_entry",
+                "budget_line",
                 "archive_hold",
                 "archive_item",
                 "policy",

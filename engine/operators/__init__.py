@@ -17,7 +17,7 @@ leaves nothing half-written and puts the instance into the error state naming th
 call is audited (``operator_called``: operator, parameters, result) after the step's own events.
 
 Operators live in ``deadlines`` (the paused clock), ``archives`` (catalogue and holds) and
-``customers`` (customer files and policies).
+``customers`` (customer files and policies) and ``budget`` (the expense budget ledger).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import bpmn
+from engine import bpmn, forms
 from engine.errors import OpsflowError, ScriptFailedError
 from engine.identity import Actor
 from engine.txn import Txn
@@ -138,7 +138,10 @@ def _run(task: Any, name: str, params: Mapping[str, Any]) -> Any:
         tx.execute("RELEASE SAVEPOINT opsflow_operator")
         raise ScriptFailedError(f"{name}: {exc}", call.element_id) from exc
     tx.execute("RELEASE SAVEPOINT opsflow_operator")
-    call.audit("operator_called", {"operator": name, "params": dict(params), "result": result})
+    call.audit(
+        "operator_called",
+        {"operator": name, "params": forms.to_json_data(dict(params)), "result": result},
+    )
     return result
 
 
@@ -173,13 +176,14 @@ def problems(service_task: bpmn.ServiceTaskSpec) -> list[str]:
 
 
 # the operators register themselves on import
-from engine.operators import archives, customers, deadlines  # noqa: E402
+from engine.operators import archives, budget, customers, deadlines  # noqa: E402
 
 
 def load_demo(session: Session, path: Path) -> None:
     """The demo customers, policies and archive catalogue (``opsflow init``); idempotent."""
     customers.load_demo(session, path)
     archives.load_demo(session, path)
+    budget.load_demo(session, path)
 
 
 __all__ = [

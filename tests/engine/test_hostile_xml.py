@@ -120,7 +120,7 @@ def test_the_repository_expense_process_deploys(db) -> None:
         definition = registry.find_latest(session, "expense_reimbursement")
         assert definition is not None
         assert definition.sha256 == version.sha256
-        assert set(definition.dmn_files) == {"expense_approval.dmn", "expense_budget.dmn"}
+        assert set(definition.dmn_files) == {"expense_approval.dmn"}
 
 
 # --- (a) XXE ---

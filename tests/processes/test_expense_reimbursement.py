@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
-from engine import audit, runtime, timers
+from engine import audit, inbox, operators, runtime, timers
 from engine.clock import FrozenClock
 from engine.db import Database
 from engine.errors import InvalidInputError, PermissionDeniedError
@@ -65,15 +66,72 @@ def test_within_budget_rejected_revised_and_paid_with_restore_at_every_step(db, 
     assert completed[2]["payload"]["data"]["comment"] == "缺少会议议程"
 
 
-def test_out_of_budget_goes_up_to_the_general_manager(db, actor) -> None:
-    # 市场推广 has 9,000 available in the demo budget: 12,000 is outside it.
+@pytest.mark.parametrize(("budget", "chain"), [("50000.00", "DDM,DM,GM"), ("60000.00", "DDM,DM")])
+def test_the_budget_ledger_decides_whether_the_claim_is_within_budget(
+    db, actor, budget: str, chain: str
+) -> None:
+    # Acceptance scenario 4, variant: 市场推广 2026 with 41,000 spent; 12,000 needs 12,000 available
+    with db.unit_of_work() as session:
+        operators.budget.set_line(session, 2026, "运营部", "市场推广", budget, spent="41000.00")
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     work(db, actor("sales1"), case.id, "submit_claim", claim_data("12000.00", "市场推广"))
-    work(db, actor("ddm2"), case.id, "approve_ddm", APPROVE)
-    work(db, actor("dm"), case.id, "approve_dm", APPROVE)
-    summary = work(db, actor("gm"), case.id, "approve_gm", APPROVE)
-    assert runtime.get_instance(db, case.id).data["approval_chain"] == "DDM,DM,GM"
-    assert list(summary.open_task_ids) == [open_task(db, case.id, "finance_review")]
+    data = runtime.get_instance(db, case.id).data
+    assert data["approval_chain"] == chain
+    assert data["budget"]["available"] == str(Decimal(budget) - 41000)
+    for level in chain.split(","):
+        work(
+            db,
+            actor({"DDM": "ddm2", "DM": "dm", "GM": "gm"}[level]),
+            case.id,
+            f"approve_{level.lower()}",
+            APPROVE,
+        )
+    assert open_task(db, case.id, "finance_review")
+
+
+def ledger(db: Database, category: str) -> tuple[str, str]:
+    with db.read() as session:
+        line = operators.budget.line_of(session, 2026, "运营部", category)
+        return line.committed, line.spent
+
+
+def test_a_claim_commits_its_amount_until_it_is_paid_or_withdrawn(db, actor) -> None:
+    paid = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    work(db, actor("sales1"), paid.id, "submit_claim", claim_data("800.00", "培训"))
+    assert ledger(db, "培训") == ("800.00", "0.00")
+    work(db, actor("ddm1"), paid.id, "approve_ddm", {"decision": "驳回", "comment": "请补发票"})
+    work(db, actor("sales1"), paid.id, "revise_claim", claim_data("600.00", "培训"))
+    assert ledger(db, "培训") == ("600.00", "0.00")  # the revision replaces the commitment
+    withdrawn = runtime.start_instance(db, actor("sales2"), "expense_reimbursement")
+    work(db, actor("sales2"), withdrawn.id, "submit_claim", claim_data("300.00", "培训"))
+    assert ledger(db, "培训") == ("900.00", "0.00")
+    work(
+        db, actor("ddm1"), withdrawn.id, "approve_ddm", {"decision": "驳回", "comment": "不予报销"}
+    )
+    work(
+        db,
+        actor("sales2"),
+        withdrawn.id,
+        "revise_claim",
+        claim_data("300.00", "培训", action="撤回"),
+    )
+    assert ledger(db, "培训") == ("600.00", "0.00")
+    work(db, actor("ddm1"), paid.id, "approve_ddm", APPROVE)
+    finance = {"voucher_no": "记-2026-03-002", "account_code": "6601.05", "decision": "通过"}
+    work(db, actor("acc1"), paid.id, "finance_review", finance)
+    work(
+        db, actor("cash1"), paid.id, "pay", {"payment_reference": "PAY-1", "paid_on": "2026-03-02"}
+    )
+    assert ledger(db, "培训") == ("0.00", "600.00")
+    budget_calls = [
+        (e["task_id"], e["payload"]["operator"])
+        for e in runtime.get_instance(db, paid.id).history
+        if e["type"] == "operator_called"
+    ]
+    assert budget_calls == [
+        ("check_budget", "budget_check"), ("check_budget", "budget_check"),
+        ("commit_spend", "budget_spend"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -120,12 +178,34 @@ def test_invoice_total_mismatch_sends_the_claim_back_to_the_applicant(db, actor)
 def test_the_submitter_may_not_approve_their_own_claim_and_the_attempt_is_audited(
     db, actor
 ) -> None:
+    # the claim is the general manager's own: no one above, so the GM level stays a role queue
+    case = runtime.start_instance(db, actor("gm"), "expense_reimbursement")
+    work(db, actor("gm"), case.id, "submit_claim", claim_data("12000.00", "市场推广"))
+    for approver in ("ddm1", "dm"):
+        work(db, actor(approver), case.id, f"approve_{approver.rstrip('1')}", APPROVE)
+    with pytest.raises(PermissionDeniedError, match="申请人不得审批"):
+        work(db, actor("gm"), case.id, "approve_gm", APPROVE)
+    assert "permission_denied" in history_types(db, case.id)
+
+
+def test_a_level_the_applicant_holds_moves_up_to_their_manager(db, actor) -> None:
+    # 副经理 ddm1 claims 800: the DDM level goes to ddm1's manager, not to the peer ddm2
     case = runtime.start_instance(db, actor("ddm1"), "expense_reimbursement")
     work(db, actor("ddm1"), case.id, "submit_claim", claim_data("800.00", "办公"))
-    with pytest.raises(PermissionDeniedError, match="申请人不得审批"):
-        work(db, actor("ddm1"), case.id, "approve_ddm", APPROVE)
-    assert "permission_denied" in history_types(db, case.id)
+    task = open_task(db, case.id, "approve_ddm")
+    assert inbox.get_task(db, task).assignee_id == actor("dm").id
+    for colleague in ("ddm1", "ddm2"):
+        with pytest.raises(PermissionDeniedError):
+            runtime.complete_task(db, actor(colleague), task, APPROVE)
+    runtime.complete_task(db, actor("dm"), task, APPROVE)
+    open_task(db, case.id, "finance_review")
+    # 部门经理 dm claims 12,000: DDM approves, then the DM level goes to dm's manager, gm
+    case = runtime.start_instance(db, actor("dm"), "expense_reimbursement")
+    work(db, actor("dm"), case.id, "submit_claim", claim_data("12000.00", "差旅"))
     work(db, actor("ddm2"), case.id, "approve_ddm", APPROVE)
+    task = open_task(db, case.id, "approve_dm")
+    assert inbox.get_task(db, task).assignee_id == actor("gm").id
+    runtime.complete_task(db, actor("gm"), task, APPROVE)
     open_task(db, case.id, "finance_review")
 
 

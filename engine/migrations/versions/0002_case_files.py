@@ -1,4 +1,4 @@
-"""case files: customers, policies, the archive catalogue and holds; excluded users on tasks
+"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks
 
 Revision ID: 0002
 Revises: 0001
@@ -84,9 +84,36 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_archive_hold_related_ref", "archive_hold", ["related_ref"])
+    op.create_table(
+        "budget_line",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("cost_center", sa.String(length=64), nullable=False),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("amount", sa.String(length=24), nullable=False),
+        sa.Column("committed", sa.String(length=24), nullable=False),
+        sa.Column("spent", sa.String(length=24), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("year", "cost_center", "category"),
+    )
+    op.create_table(
+        "budget_entry",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("line_id", sa.Integer(), sa.ForeignKey("budget_line.id"), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("amount", sa.String(length=24), nullable=False),
+        sa.Column("claim_ref", sa.String(length=128), nullable=False),
+        sa.Column("instance_id", sa.Integer(), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_budget_entry_line_id", "budget_entry", ["line_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("budget_entry")
+    op.drop_table("budget_line")
     op.drop_table("archive_hold")
     op.drop_table("archive_item")
     op.drop_table("policy")
