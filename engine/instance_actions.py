@@ -245,6 +245,9 @@ def fire_timers_in(db: Database, session: Session, instance_id: int) -> int:
     hot = steps.checkout(db, tx, instance, definition)
     due = [t for t in bpmn.waiting_timers(hot.workflow) if t[1] < clock.now()]
     failure = steps.attempt(tx, actor, instance.id, hot, lambda: bpmn.fire_due_timers(hot.workflow))
+    # the timers the worker found due are recorded here (a cycle fires without completing)
+    fired_here = {bpmn_id for bpmn_id, _fire_at in due}
+    hot.events[:] = [e for e in hot.events if not (e[0] == "timer_fired" and e[1] in fired_here)]
     for bpmn_id, fire_at in due:
         audit.record(
             tx,

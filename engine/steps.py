@@ -8,6 +8,7 @@ workflow back in the cache only once the new version has committed.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,9 +74,11 @@ def attempt(
 ) -> ScriptError | None:
     """Run an engine step; a failing script leaves the workflow with that task in ERROR.
 
-    Service-task operators the step calls run in ``tx``; their audit events wait in
+    Service-task operators the step calls run in ``tx``; their audit events, and those of what
+    the step decided on its own (DMN decisions, gateway paths, timers fired), wait in
     ``hot.events`` for ``persist``, so they follow the step's own event in the chain.
     """
+    since = time.time()  # SpiffWorkflow stamps task state changes with time.time()
     with operators.step(tx, actor, instance_id) as context:
         try:
             step()
@@ -83,6 +86,7 @@ def attempt(
             return exc
         finally:
             hot.events.extend(context.events)
+            hot.events.extend(bpmn.step_events(hot.workflow, since))
     return None
 
 
@@ -107,7 +111,7 @@ def persist(
             actor=actor.username,
             instance_id=instance.id,
             task_id=element_id,
-            payload=payload,
+            payload=forms.to_json_data(payload) | {"version": definition.version},
         )
     hot.events.clear()
     mirror = bpmn.mirror(workflow)

@@ -291,6 +291,60 @@ def _set_timer_due(task: Any, due: str) -> None:
         task.internal_data["event_value"] = due
 
 
+# --- what a step decided on its own: the derived values the audit trail needs (§1.3) ---
+
+_GATEWAYS = frozenset({"ExclusiveGateway", "InclusiveGateway", "EventBasedGateway"})
+
+
+def step_events(workflow: Any, since: float) -> list[tuple[str, str, dict[str, Any]]]:
+    """(type, BPMN id, payload) for what completed since ``since`` (``time.time()``), in order:
+    ``decision_made`` (a DMN table's inputs and outputs), ``gateway_taken`` (the path chosen)
+    and ``timer_fired`` (a timer event, also one that was already due when it was armed)."""
+    found: list[tuple[float, str, str, dict[str, Any]]] = []
+    for each in (workflow, *workflow.subprocesses.values()):
+        for task in each.tasks.values():
+            if task._state != TaskState.COMPLETED or task.last_state_change < since:
+                continue
+            event = _step_event(task)
+            if event is not None:
+                found.append((task.last_state_change, *event))
+    found.sort(key=lambda item: item[0])
+    return [(kind, element, payload) for _at, kind, element, payload in found]
+
+
+def _step_event(task: Any) -> tuple[str, str, dict[str, Any]] | None:
+    spec = task.task_spec
+    element = str(spec.bpmn_id or spec.name)
+    if type(spec).__name__ in _GATEWAYS:
+        taken = sorted(str(c.task_spec.bpmn_id) for c in task.children if c.task_spec.bpmn_id)
+        return "gateway_taken", element, {"to": taken}
+    table = getattr(getattr(spec, "dmnEngine", None), "decision_table", None)
+    if table is not None:
+        return "decision_made", element, _decision(task, spec, table)
+    if type(spec).__name__ != "StartEvent" and any(
+        isinstance(d, spiff_timer.TimerEventDefinition) for d in _event_definitions(task)
+    ):
+        due = _timer_due(task)
+        return "timer_fired", element, {"due": due.isoformat() if due else None}
+    return None
+
+
+def _decision(task: Any, spec: Any, table: Any) -> dict[str, Any]:
+    inputs = {}
+    for column in table.inputs:
+        name = column.label or column.expression
+        try:
+            inputs[name] = SCRIPT_ENGINE.environment.evaluate(column.expression, dict(task.data))
+        except Exception:  # the table ran on these data; an input it could not read shows as None
+            inputs[name] = None
+    extensions = getattr(spec, "extensions", None) or {}
+    return {
+        "decision": extensions.get("calledDecisionId") or table.name or table.id,
+        "inputs": inputs,
+        "outputs": {column.name: task.data.get(column.name) for column in table.outputs},
+    }
+
+
 def is_completed(workflow: Any) -> bool:
     return bool(workflow.is_completed())
 

@@ -232,3 +232,28 @@ def test_a_non_interrupting_cycle_reminds_as_often_as_it_says_and_the_task_stays
     assert open_task(db, case.id, "answer") == task_id
     runtime.complete_task(db, actor("ops1"), task_id, {})
     assert runtime.get_instance(db, case.id).summary.status == runtime.COMPLETED
+
+
+PAST_DATE = process(
+    "past_date",
+    '<bpmn:startEvent id="start"/>'
+    + '<bpmn:intermediateCatchEvent id="wait" name="等到约定日">'
+    + timer_definition("timeDate", '"2026-03-01T00:00:00+08:00"')
+    + "</bpmn:intermediateCatchEvent>"
+    + user_task("answer", "答复客户")
+    + '<bpmn:endEvent id="end"/>'
+    + sequence("start", "wait", "answer", "end"),
+    lanes={OPS: ["start", "wait", "answer", "end"]},
+)
+
+
+def test_a_timer_already_due_when_armed_fires_at_once_and_is_audited(
+    db: Database, actor: Callable[[str], Actor]
+) -> None:
+    deploy(db, "past_date", PAST_DATE)
+    case = runtime.start_instance(db, actor("ops1"), "past_date")
+    open_task(db, case.id, "answer")
+    fired = [e for e in runtime.get_instance(db, case.id).history if e["type"] == "timer_fired"]
+    assert [(e["task_id"], e["payload"]["due"]) for e in fired] == [
+        ("wait", "2026-03-01T00:00:00+08:00")
+    ]

@@ -273,3 +273,21 @@ def test_the_audit_chain_of_a_full_case_verifies(db, actor) -> None:
         report = audit.verify(session)
     assert report.ok
     assert report.checked >= 5
+
+
+def test_the_audit_holds_the_decision_with_its_inputs_and_the_path_taken(db, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    work(db, actor("sales1"), case.id, "submit_claim", claim_data("12000.00", "差旅"))
+    history = runtime.get_instance(db, case.id).history
+    decision = next(e for e in history if e["type"] == "decision_made")
+    assert decision["task_id"] == "decide_chain"
+    assert decision["payload"] == {
+        "decision": "expense_approval",
+        "inputs": {"预算内": True, "金额（元）": "12000.00", "费用类别": "差旅"},
+        "outputs": {"approval_chain": "DDM,DM"},
+        "version": 1,
+    }
+    paths = [(e["task_id"], e["payload"]["to"]) for e in history if e["type"] == "gateway_taken"]
+    assert paths == [("gw_claim_ok", ["check_budget"])]
+    budget = next(e for e in history if e["type"] == "operator_called")
+    assert budget["payload"]["result"]["available"] == "80000.00"  # the budget snapshot
