@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import audit, clock
 from engine.db import Database
 from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from engine.models import Role, User, UserRole
+from engine.workdays import CHINA_TZ as _CHINA
 
 # (code, 中文, English): the regulation's org chart (二(一)) and the functions around it.
 ROLES: tuple[tuple[str, str, str], ...] = (
@@ -154,20 +156,82 @@ def usernames(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
     }
 
 
+MAX_FAILED_LOGINS = 5
+"""Consecutive wrong passwords after which an account locks for ``LOCKOUT``."""
+LOCKOUT = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 10
+
+
 def authenticate(db: Database, username: str, password: str) -> Actor:
     """Check a password; both outcomes are audited (a refusal in a transaction of its own).
 
-    :raise PermissionDeniedError: unknown user, deactivated user or wrong password (one message for all).
+    ``MAX_FAILED_LOGINS`` wrong passwords in a row lock the account for ``LOCKOUT``; while it is
+    locked even the right password is refused. A successful login resets the count.
+    :raise PermissionDeniedError: unknown user, deactivated user or wrong password (one message
+    for all), or a locked account (which says until when).
     """
     name = username[:64]  # the audit's actor column; longer names exist nowhere anyway
+    now = clock.now()
     with db.unit_of_work() as session:
-        user = session.scalar(select(User).where(User.username == name))
-        if user is not None and user.active and _verify(user.password_hash, password):
+        user = session.scalar(select(User).where(User.username == name).with_for_update())
+        locked_until = user.locked_until if user is not None else None
+        if locked_until is not None and locked_until > now:
+            until: datetime | None = locked_until
+            audit.record(
+                session, "login_locked", actor=name, payload={"until": locked_until.isoformat()}
+            )
+        elif user is not None and user.active and _verify(user.password_hash, password):
+            user.failed_logins, user.locked_until = 0, None
             audit.record(session, "login", actor=name)
             return _actor(session, user)
-    with db.unit_of_work() as session:
-        audit.record(session, "login_failed", actor=name)
+        else:
+            until = _count_failure(session, user, now)
+            audit.record(session, "login_failed", actor=name)
+            if until is not None:
+                audit.record(
+                    session, "account_locked", actor=name, payload={"until": until.isoformat()}
+                )
+    if until is not None:
+        raise PermissionDeniedError(
+            f"连续登录失败次数过多，账户已锁定至 {until.astimezone(_CHINA):%H:%M} / too many failed "
+            f"logins: the account is locked until {until.astimezone(_CHINA):%H:%M} (China time)"
+        )
     raise PermissionDeniedError("用户名或密码错误 / wrong username or password")
+
+
+def _count_failure(session: Session, user: User | None, now: datetime) -> datetime | None:
+    """One more wrong password; the lock's end when this one locks the account."""
+    if user is None:
+        return None
+    user.failed_logins += 1
+    if user.failed_logins < MAX_FAILED_LOGINS:
+        return None
+    user.failed_logins, user.locked_until = 0, now + LOCKOUT
+    return user.locked_until
+
+
+def change_password(db: Database, actor: Actor, current: str, new: str) -> None:
+    """:raise PermissionDeniedError: the current password is wrong. :raise InvalidInputError:"""
+    problems = []
+    if len(new) < MIN_PASSWORD_LENGTH:
+        problems.append(
+            f"新密码至少 {MIN_PASSWORD_LENGTH} 个字符 / at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    if new == current:
+        problems.append("新密码不能与当前密码相同 / must differ from the current password")
+    if problems:
+        raise InvalidInputError("新密码不符合要求 / the new password is refused", {"new": problems})
+    with db.unit_of_work() as session:
+        user = session.get(User, actor.id)
+        if user is None or not _verify(user.password_hash, current):
+            audit.record(session, "password_change_refused", actor=actor.username)
+            refused = True
+        else:
+            user.password_hash = hash_password(new)
+            audit.record(session, "password_changed", actor=actor.username)
+            refused = False
+    if refused:
+        raise PermissionDeniedError("当前密码错误 / the current password is wrong")
 
 
 def _verify(password_hash: str, password: str) -> bool:

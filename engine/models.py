@@ -61,6 +61,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     active: Mapped[bool] = mapped_column(default=True)
+    # consecutive failed logins; at identity.MAX_FAILED_LOGINS the account locks until locked_until
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None]
 
 
 class UserRole(Base):

@@ -1,4 +1,4 @@
-"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks
+"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,11 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("human_task") as batch:
         batch.add_column(sa.Column("excluded_user_ids", sa.String(length=255), nullable=True))
+    with op.batch_alter_table("user") as batch:
+        batch.add_column(
+            sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch.add_column(sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "customer",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -120,3 +125,6 @@ def downgrade() -> None:
     op.drop_table("customer")
     with op.batch_alter_table("human_task") as batch:
         batch.drop_column("excluded_user_ids")
+    with op.batch_alter_table("user") as batch:
+        batch.drop_column("locked_until")
+        batch.drop_column("failed_logins")

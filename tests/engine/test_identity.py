@@ -1,0 +1,79 @@
+"""Logins: lockout after repeated wrong passwords, password changes; both audited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine import identity
+from engine.clock import FrozenClock
+from engine.db import Database
+from engine.errors import InvalidInputError, PermissionDeniedError
+from engine.models import AuditEvent
+
+pytestmark = pytest.mark.usefixtures("frozen_clock")
+
+
+def types(db: Database, actor: str) -> list[str]:
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(AuditEvent.type).where(AuditEvent.actor == actor).order_by(AuditEvent.seq)
+            )
+        )
+
+
+def wrong(db: Database, username: str, times: int) -> list[str]:
+    messages = []
+    for _ in range(times):
+        with pytest.raises(PermissionDeniedError) as refused:
+            identity.authenticate(db, username, "not-the-password")
+        messages.append(str(refused.value))
+    return messages
+
+
+def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
+    db: Database, frozen_clock: FrozenClock
+) -> None:
+    messages = wrong(db, "cs1", identity.MAX_FAILED_LOGINS)
+    assert "wrong username or password" in messages[0]
+    assert "locked until 09:15" in messages[-1]  # 09:00 China time + 15 minutes
+    with pytest.raises(PermissionDeniedError, match="locked until"):
+        identity.authenticate(db, "cs1", "cs1-demo-2026")  # even the right password
+    frozen_clock.advance(identity.LOCKOUT + timedelta(seconds=1))
+    assert identity.authenticate(db, "cs1", "cs1-demo-2026").username == "cs1"
+    assert types(db, "cs1") == [
+        *["login_failed"] * identity.MAX_FAILED_LOGINS,
+        "account_locked",
+        "login_locked",
+        "login",
+    ]
+
+
+def test_a_successful_login_resets_the_count(db: Database) -> None:
+    wrong(db, "cs2", identity.MAX_FAILED_LOGINS - 1)
+    identity.authenticate(db, "cs2", "cs2-demo-2026")
+    wrong(db, "cs2", identity.MAX_FAILED_LOGINS - 1)
+    assert identity.authenticate(db, "cs2", "cs2-demo-2026").username == "cs2"
+    assert "account_locked" not in types(db, "cs2")
+
+
+def test_an_unknown_username_never_locks_anything(db: Database) -> None:
+    assert wrong(db, "nobody", 7)[-1].endswith("wrong username or password")
+
+
+def test_a_password_change_needs_the_current_password_and_a_long_new_one(db: Database) -> None:
+    with db.read() as session:
+        ops1 = identity.get_actor(session, "ops1")
+    with pytest.raises(InvalidInputError) as short:
+        identity.change_password(db, ops1, "ops1-demo-2026", "short")
+    assert "at least 10 characters" in str(short.value.field_errors["new"])
+    with pytest.raises(PermissionDeniedError, match="current password is wrong"):
+        identity.change_password(db, ops1, "guess-guess-guess", "a-new-long-password")
+    identity.change_password(db, ops1, "ops1-demo-2026", "a-new-long-password")
+    with pytest.raises(PermissionDeniedError):
+        identity.authenticate(db, "ops1", "ops1-demo-2026")
+    assert identity.authenticate(db, "ops1", "a-new-long-password").username == "ops1"
+    assert types(db, "ops1")[:2] == ["password_change_refused", "password_changed"]
