@@ -17,10 +17,9 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed  ## venv and pip install -e .[dev]
 
-run: setup  ## create/upgrade the SQLite database, load the demo department and processes, start the worker
+run: setup  ## create/upgrade the SQLite database, load the demo department and processes, serve the web app
 	$(BIN)/opsflow init
-	@echo "Try: $(BIN)/opsflow tasks --as ddm1   (see README for more)"
-	$(BIN)/opsflow worker
+	$(BIN)/opsflow serve --host 127.0.0.1 --port 5000
 
 test: setup  ## the whole suite on SQLite; on PostgreSQL too when OPSFLOW_TEST_DATABASE_URL is set
 	$(PY) -m pytest

@@ -33,14 +33,18 @@ def complete_task(
     task_id: int,
     data: Mapping[str, Any],
     expected_version: int | None = None,
+    *,
+    locale: str = "zh",
 ) -> InstanceSummary:
     """Validate the task's form data, complete the task and run the process on to its next wait.
+
+    Field errors come in ``locale`` ("zh" or "en").
 
     :raise NotFoundError, PermissionDeniedError (audited), ConflictError (someone was faster),
         InvalidInputError (field errors; nothing is saved).
     """
     return unit_of_work.run(
-        db, actor, partial(_complete, db, actor, task_id, data, expected_version)
+        db, actor, partial(_complete, db, actor, task_id, data, expected_version, locale)
     )
 
 
@@ -50,6 +54,7 @@ def _complete(
     task_id: int,
     data: Mapping[str, Any],
     expected_version: int | None,
+    locale: str,
     tx: Txn,
 ) -> InstanceSummary:
     task, instance = task_actions.open_task(tx, task_id, lock=True)
@@ -57,7 +62,7 @@ def _complete(
     assignment.check_may_work(actor, task.candidate_role, task.assignee_id)
     assignment.check_not_excluded(actor, task.excluded)
     definition = task_actions.check_segregation(db, tx, actor, task, instance)
-    cleaned = _validated(db, definition, task, data)
+    cleaned = _validated(db, definition, task, data, locale)
     hot = steps.checkout(db, tx, instance, definition)
     failure = steps.attempt(
         tx,
@@ -94,7 +99,7 @@ def _check_version(instance: InstanceRow, expected_version: int | None) -> None:
 
 
 def _validated(
-    db: Database, definition: caches.Definition, task: TaskRow, data: Mapping[str, Any]
+    db: Database, definition: caches.Definition, task: TaskRow, data: Mapping[str, Any], locale: str
 ) -> dict[str, Any]:
     if task.form_key is None:
         if data:
@@ -104,4 +109,5 @@ def _validated(
             )
         return {}
     form = caches.of(db).form(definition, task.form_key)
-    return forms.validate(form, data, today=clock.now().astimezone(workdays.CHINA_TZ).date())
+    today = clock.now().astimezone(workdays.CHINA_TZ).date()
+    return forms.validate(form, data, today=today, locale=locale)

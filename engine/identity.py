@@ -138,6 +138,12 @@ def get_actor_by_id(session: Session, user_id: int) -> Actor:
     return _actor(session, user)
 
 
+def active_actor(session: Session, user_id: int) -> Actor | None:
+    """The user as an Actor while their account is active (a login session's owner), else None."""
+    user = session.get(User, user_id)
+    return _actor(session, user) if user is not None and user.active else None
+
+
 def manager_of(session: Session, user_id: int) -> Actor | None:
     """The user's manager in the org chart, if any."""
     user = session.get(User, user_id)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, or_, select
 
+from engine import clock, workdays
 from engine.db import Database
 from engine.identity import Actor
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
@@ -54,16 +56,69 @@ def _query(actor: Actor, tab: str) -> Select[HumanTask, ProcessInstance, Process
     raise ValueError(f"unknown inbox tab {tab!r}")
 
 
-def list_tasks(
-    db: Database, actor: Actor, tab: str = MINE, *, limit: int = 50, offset: int = 0
-) -> list[TaskRow]:
-    """One page of the actor's tasks: ``mine`` (assigned to me), ``claimable`` (my roles'), ``done``."""
-    order = HumanTask.completed_at.desc() if tab == DONE else HumanTask.created_at
-    with db.read() as session:
-        rows = session.execute(
-            _query(actor, tab).order_by(order, HumanTask.id).limit(limit).offset(offset)
+@dataclass(frozen=True)
+class Filters:
+    """What the inbox list is narrowed to; every field optional."""
+
+    process: str | None = None  # process key
+    search: str | None = None  # business key or case title contains
+    due: str | None = None  # overdue | today | week
+
+
+def _filtered(
+    query: Select[HumanTask, ProcessInstance, ProcessDefinition], filters: Filters, now: datetime
+) -> Select[HumanTask, ProcessInstance, ProcessDefinition]:
+    if filters.process:
+        query = query.where(ProcessDefinition.key == filters.process)
+    if filters.search:
+        pattern = f"%{filters.search.strip()}%"
+        query = query.where(
+            or_(ProcessInstance.business_key.like(pattern), ProcessInstance.title.like(pattern))
         )
+    if filters.due:
+        day_end = workdays.end_of_day(now.astimezone(workdays.CHINA_TZ).date())
+        limit = {
+            "overdue": now,
+            "today": day_end,
+            "week": day_end + timedelta(days=6 - day_end.weekday()),
+        }.get(filters.due)
+        if limit is not None:
+            query = query.where(HumanTask.due_at.is_not(None), HumanTask.due_at <= limit)
+    return query
+
+
+def list_tasks(
+    db: Database,
+    actor: Actor,
+    tab: str = MINE,
+    *,
+    filters: Filters | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[TaskRow]:
+    """One page of the actor's tasks: ``mine`` (assigned to me), ``claimable`` (my roles'), ``done``.
+
+    Open tasks come soonest-due first (tasks without a due time last), then oldest first.
+    """
+    query = _filtered(_query(actor, tab), filters or Filters(), clock.now())
+    order: tuple[Any, ...] = (
+        (HumanTask.completed_at.desc(), HumanTask.id.desc())
+        if tab == DONE
+        else (HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.created_at, HumanTask.id)
+    )
+    with db.read() as session:
+        rows = session.execute(query.order_by(*order).limit(limit).offset(offset))
         return [_row(task, instance, definition) for task, instance, definition in rows]
+
+
+def counts(db: Database, actor: Actor, filters: Filters | None = None) -> dict[str, int]:
+    """How many tasks each tab holds (with the same filters)."""
+    found = {}
+    with db.read() as session:
+        for tab in (MINE, CLAIMABLE, DONE):
+            query = _filtered(_query(actor, tab), filters or Filters(), clock.now())
+            found[tab] = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return found
 
 
 def open_tasks_of(db: Database, instance_id: int) -> list[TaskRow]:

@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import audit, bpmn, caches, forms, identity
+from engine import audit, bpmn, caches, forms, identity, unit_of_work
 from engine.db import Database
-from engine.errors import NotFoundError
-from engine.models import HumanTask, ProcessInstance
+from engine.errors import NotFoundError, PermissionDeniedError
+from engine.identity import Actor
+from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.steps import InstanceSummary
 from engine.store import OPEN
 
@@ -63,3 +64,88 @@ def get_instance(db: Database, instance_id: int) -> InstanceView:
             tuple(bpmn.waiting_timers(workflow)),
             tuple(audit.history(session, instance_id)),
         )
+
+
+CASE_READERS = ("PO", "ADMIN", "CMP", "DM", "GM")
+"""Roles that may read any case (process owners, administrators, compliance, the managers)."""
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    id: int
+    process_key: str
+    title: str
+    business_key: str | None
+    status: str
+    started_at: datetime
+    waiting_on: tuple[tuple[str, str | None, str | None], ...]  # (task name, role, assignee)
+
+
+def cases_of(db: Database, actor: Actor, *, limit: int = 100) -> list[CaseRow]:
+    """Cases the actor started or worked on, newest first, with where each one waits and for whom."""
+    with db.read() as session:
+        worked = select(HumanTask.instance_id).where(
+            (HumanTask.completed_by == actor.id) | (HumanTask.assignee_id == actor.id)
+        )
+        rows = session.execute(
+            select(ProcessInstance, ProcessDefinition.key)
+            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+            .where((ProcessInstance.started_by == actor.id) | ProcessInstance.id.in_(worked))
+            .order_by(ProcessInstance.started_at.desc(), ProcessInstance.id.desc())
+            .limit(limit)
+        ).all()
+        ids = [instance.id for instance, _key in rows]
+        open_rows = session.execute(
+            select(
+                HumanTask.instance_id,
+                HumanTask.name,
+                HumanTask.candidate_role,
+                HumanTask.assignee_id,
+            )
+            .where(HumanTask.instance_id.in_(ids), HumanTask.status == OPEN)
+            .order_by(HumanTask.id)
+        ).all()
+        names = identity.usernames(session, [r.assignee_id for r in open_rows if r.assignee_id])
+        waiting: dict[int, list[tuple[str, str | None, str | None]]] = {}
+        for row in open_rows:
+            waiting.setdefault(row.instance_id, []).append(
+                (row.name, row.candidate_role, names.get(row.assignee_id or 0))
+            )
+        return [
+            CaseRow(
+                instance.id,
+                key,
+                instance.title,
+                instance.business_key,
+                instance.status,
+                instance.started_at,
+                tuple(waiting.get(instance.id, ())),
+            )
+            for instance, key in rows
+        ]
+
+
+def open_case(db: Database, actor: Actor, instance_id: int) -> InstanceView:
+    """The case page: for whoever started it or worked on it, and the reader roles.
+
+    :raise NotFoundError: :raise PermissionDeniedError: (audited)
+    """
+    with unit_of_work.step(db, actor, instance_id=instance_id) as session:
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
+        took_part = instance.started_by == actor.id or session.scalar(
+            select(HumanTask.id)
+            .where(
+                HumanTask.instance_id == instance_id,
+                (HumanTask.completed_by == actor.id)
+                | (HumanTask.assignee_id == actor.id)
+                | (HumanTask.candidate_role.in_(actor.roles) & (HumanTask.status == OPEN)),
+            )
+            .limit(1)
+        )
+        if not took_part and not actor.has_role(*CASE_READERS):
+            raise PermissionDeniedError(
+                "您未参与此流程，无权查看 / you may not read a case you have no part in"
+            )
+    return get_instance(db, instance_id)

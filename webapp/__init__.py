@@ -1,1 +1,65 @@
-"""The web app: Flask in front of the engine (HTTP only; every decision is the engine's)."""
+"""The web app: Flask in front of the engine (HTTP only; every decision is the engine's).
+
+``create_app`` wires the blueprints (one per area: ``auth``, ``inbox``, ``tasks``, ``cases``,
+``catalogue``), the session login (Flask-Login), CSRF protection on every form (Flask-WTF),
+the language (Flask-Babel; zh-CN by default, English selectable), login rate limiting
+(Flask-Limiter) and ``errors``, the only place that turns engine errors into status codes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from engine import clock
+from engine.config import PROJECT_ROOT, Settings
+from engine.db import Database
+
+DEV_SECRET = Settings().secret_key
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, **config: Any
+) -> Flask:
+    """The app for ``settings`` (from the environment when None); ``config`` overrides Flask settings."""
+    from webapp import auth, cases, catalogue, errors, i18n, inbox, tasks
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,  # set True (OPSFLOW_HTTPS=1) when served over HTTPS
+        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        RATELIMIT_STORAGE_URI="memory://",
+    )
+    app.config.update(config)
+    app.extensions["opsflow_db"] = db or Database(settings.database_url)
+    app.extensions["opsflow_settings"] = settings
+    auth.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+    for module in (auth, inbox, tasks, cases, catalogue):
+        app.register_blueprint(module.bp)
+    auth.limit_logins(app)
+    app.context_processor(lambda: {"now": clock.now()})
+    return app
+
+
+def _secret_key(settings: Settings) -> str:
+    """The configured key; for the development default, one kept in instance/ (never the default)."""
+    if settings.secret_key != DEV_SECRET:
+        return settings.secret_key
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+        path.chmod(0o600)
+    return Path(path).read_text(encoding="utf-8").strip()

@@ -37,6 +37,7 @@ from engine.bpmn.specs import (
     dmn_tables,
     expressions,
     service_tasks,
+    start_lanes,
 )
 from engine.bpmn.state import StateWriter, dump_state, load_state
 from engine.bpmn.xml import (
@@ -80,6 +81,7 @@ __all__ = [
     "service_tasks",
     "set_service_handler",
     "shift_timers",
+    "start_lanes",
     "step_events",
     "task_data",
     "waiting_messages",

@@ -159,6 +159,15 @@ def _user_tasks(specs: list[Any]) -> dict[str, UserTaskSpec]:
     return tasks
 
 
+def start_lanes(compiled: CompiledProcess) -> list[str | None]:
+    """The lanes of the process's own start events (None: a start event in no lane)."""
+    return [
+        task_spec.lane
+        for task_spec in compiled.spec.task_specs.values()
+        if type(task_spec).__name__ == "StartEvent"
+    ]
+
+
 def _called_keys(specs: list[Any]) -> set[str]:
     keys: set[str] = set()
     for process_spec in specs:

@@ -1,0 +1,86 @@
+"""The processes a person may start: the latest version of each key whose start lane they belong to.
+
+A start event in a lane that names a role (销售组, 客服组 …) may be used by that role's members; a
+start event in an applicant's lane (申请人), or in no lane, by anyone. ``start`` checks the
+rule and starts (the worker's periodic starts and the CLI start as the system, unchecked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from engine import assignment, bpmn, caches, runtime, unit_of_work
+from engine.db import Database
+from engine.errors import NotFoundError, PermissionDeniedError
+from engine.identity import Actor
+from engine.models import ProcessDefinition
+from engine.steps import InstanceSummary
+
+
+@dataclass(frozen=True)
+class Startable:
+    key: str
+    name: str
+    version: int
+    roles: frozenset[str]  # empty: anyone may start it
+
+
+def catalogue(db: Database, actor: Actor) -> list[Startable]:
+    """What ``actor`` may start, by name."""
+    return sorted(
+        (entry for entry in _latest(db) if _may_start(actor, entry)), key=lambda e: e.name
+    )
+
+
+def start(db: Database, actor: Actor, key: str) -> InstanceSummary:
+    """Start the latest version of ``key`` as ``actor``.
+
+    :raise NotFoundError: no such process. :raise PermissionDeniedError: (audited)
+    """
+    entry = next((e for e in _latest(db) if e.key == key), None)
+    if entry is None:
+        raise NotFoundError(f"流程不存在 / no process '{key}'")
+    if not _may_start(actor, entry):
+        with unit_of_work.step(db, actor):
+            raise PermissionDeniedError(
+                f"您不能发起此流程（需要角色 {', '.join(sorted(entry.roles))}）/ you may not start "
+                f"this process (it needs the role {', '.join(sorted(entry.roles))})"
+            )
+    return runtime.start_instance(db, actor, key)
+
+
+def _may_start(actor: Actor, entry: Startable) -> bool:
+    return not entry.roles or actor.has_role(*entry.roles)
+
+
+def _latest(db: Database) -> list[Startable]:
+    with db.read() as session:
+        newest = (
+            select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version"))
+            .group_by(ProcessDefinition.key)
+            .subquery()
+        )
+        ids = session.scalars(
+            select(ProcessDefinition.id).join(
+                newest,
+                (ProcessDefinition.key == newest.c.key)
+                & (ProcessDefinition.version == newest.c.version),
+            )
+        ).all()
+        found = []
+        for definition_id in ids:
+            definition = caches.of(db).load_definition(session, definition_id)
+            roles = {
+                assignment.role_for_lane(lane, {}) for lane in bpmn.start_lanes(definition.compiled)
+            }
+            found.append(
+                Startable(
+                    definition.key,
+                    definition.name,
+                    definition.version,
+                    frozenset() if None in roles else frozenset(r for r in roles if r),
+                )
+            )
+        return found

@@ -1,0 +1,155 @@
+"""The web app over HTTP: login, the inbox, the task page, starting, cases, errors, language."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from engine import inbox, runtime
+from tests.conftest import history_types, open_task
+from tests.expense_claims import claim_data
+from tests.webapp.conftest import csrf_token
+
+pytestmark = pytest.mark.usefixtures("frozen_clock")
+
+
+def form_of(data: dict) -> dict[str, str]:
+    """A claim as the browser posts it: table cells by row, lists repeated."""
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        if key == "invoices":
+            for i, row in enumerate(value):
+                for column, cell in row.items():
+                    flat[f"invoices-{i}-{column}"] = cell
+        else:
+            flat[key] = value
+    return flat
+
+
+def test_every_page_but_login_needs_a_login(app: Flask) -> None:
+    client = app.test_client()
+    for path in ("/", "/start", "/cases", "/tasks/1", "/cases/1", "/password"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/login")
+    assert client.get("/login").status_code == 200
+
+
+def test_a_wrong_password_is_refused_and_a_right_one_opens_the_inbox(app: Flask) -> None:
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    refused = client.post("/login", data={"username": "cs1", "password": "x", "csrf_token": token})
+    assert refused.status_code == 401
+    assert "用户名或密码错误" in refused.get_data(as_text=True)
+    ok = client.post(
+        "/login", data={"username": "cs1", "password": "cs1-demo-2026", "csrf_token": token}
+    )
+    assert (ok.status_code, ok.headers["Location"]) == (302, "/")
+    page = client.get("/").get_data(as_text=True)
+    assert "我的任务" in page
+    assert "冯客服" in page
+
+
+def test_a_form_without_its_csrf_token_is_refused(login) -> None:
+    client = login("sales1")
+    response = client.post("/start/expense_reimbursement")
+    assert response.status_code == 400
+    assert "表单已过期" in response.get_data(as_text=True)
+
+
+def test_a_next_parameter_never_leaves_the_site(app: Flask) -> None:
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        "/login?next=//evil.example/x",
+        data={"username": "cs1", "password": "cs1-demo-2026", "csrf_token": token},
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_start_fill_wrongly_fix_and_the_approver_finds_it_in_the_queue(db, login, actor) -> None:
+    sales = login("sales1")
+    catalogue = sales.get("/start").get_data(as_text=True)
+    assert "费用报销" in catalogue
+    started = sales.post("/start/expense_reimbursement", data={"csrf_token": sales.csrf})
+    assert started.status_code == 302
+    task_path = started.headers["Location"]
+    page = sales.get(task_path).get_data(as_text=True)
+    assert "填写报销单" in page
+    wrong = form_of(claim_data("800.00", "办公", purpose="短"))
+    wrong["csrf_token"] = sales.csrf
+    refused = sales.post(task_path, data=wrong)
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    assert "至少" in html  # the purpose is too short, said in Chinese
+    assert 'value="6222020200112233445"' in html  # the input stays on the page
+    right = form_of(claim_data("800.00", "办公"))
+    right["csrf_token"] = sales.csrf
+    done = sales.post(task_path, data=right)
+    assert (done.status_code, done.headers["Location"]) == (302, "/")
+    approver = login("ddm1")
+    queue = approver.get("/?tab=claimable").get_data(as_text=True)
+    assert "副经理审批" in queue
+    case_id = inbox.list_tasks(db, actor("ddm1"), inbox.CLAIMABLE)[0].instance_id
+    task_id = open_task(db, case_id, "approve_ddm")
+    claimed = approver.post(f"/tasks/{task_id}/claim", data={"csrf_token": approver.csrf})
+    assert claimed.headers["Location"] == f"/tasks/{task_id}"
+    approver.post(f"/tasks/{task_id}", data={"decision": "同意", "csrf_token": approver.csrf})
+    assert open_task(db, case_id, "finance_review")
+
+
+def test_another_roles_task_is_refused_by_url_and_the_attempt_audited(db, login, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
+    task_id = open_task(db, case.id, "approve_ddm")
+    response = login("cs1").get(f"/tasks/{task_id}")
+    assert response.status_code == 403
+    assert "需要角色 DDM" in response.get_data(as_text=True)
+    assert history_types(db, case.id)[-1] == "permission_denied"
+
+
+def test_a_task_completed_a_second_earlier_shows_who_did_it(db, login, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
+    task_id = open_task(db, case.id, "approve_ddm")
+    slow = login("ddm2")
+    page = slow.get(f"/tasks/{task_id}")  # ddm2 looks at it while ddm1 claims and approves
+    assert page.status_code == 200
+    runtime.claim_task(db, actor("ddm1"), task_id)
+    runtime.complete_task(db, actor("ddm1"), task_id, {"decision": "同意"})
+    late = slow.post(f"/tasks/{task_id}/claim", data={"csrf_token": slow.csrf})
+    assert late.status_code == 409
+    assert "ddm1" in late.get_data(as_text=True)
+
+
+def test_the_language_switch_is_remembered(login) -> None:
+    client = login("cs1")
+    assert "我的任务" in client.get("/").get_data(as_text=True)
+    client.post("/language", data={"language": "en", "next": "/", "csrf_token": client.csrf})
+    page = client.get("/").get_data(as_text=True)
+    assert "My tasks" in page
+    assert "我的任务" not in page
+
+
+def test_my_cases_show_where_each_waits(db, login, actor) -> None:
+    case = runtime.start_instance(
+        db, actor("sales1"), "expense_reimbursement", business_key="EXP-9"
+    )
+    page = login("sales1").get("/cases").get_data(as_text=True)
+    assert "EXP-9" in page
+    assert "填写报销单" in page
+    assert login("sales1").get(f"/cases/{case.id}").status_code == 200
+    assert login("cs1").get(f"/cases/{case.id}").status_code == 403
+
+
+def test_logins_are_rate_limited(app: Flask) -> None:
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    codes = [
+        client.post(
+            "/login", data={"username": f"n{i}", "password": "x", "csrf_token": token}
+        ).status_code
+        for i in range(12)
+    ]
+    assert codes[:10] == [401] * 10
+    assert codes[10:] == [429, 429]

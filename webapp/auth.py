@@ -1,0 +1,119 @@
+"""Login, logout and password change; the session user; every other page requires login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFProtect
+
+from engine import identity
+from engine.db import Database
+from engine.errors import InvalidInputError, PermissionDeniedError
+from engine.identity import Actor
+from webapp.i18n import _, engine_text
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+csrf = CSRFProtect()
+LOGIN_LIMIT = "10 per minute"
+
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "i18n.choose_language"})
+
+
+class SessionUser(UserMixin):  # type: ignore[misc]
+    """The logged-in person as Flask-Login sees them; ``actor`` is what the engine takes."""
+
+    def __init__(self, actor: Actor):
+        self.actor = actor
+
+    def get_id(self) -> str:
+        return str(self.actor.id)
+
+
+def db() -> Database:
+    database: Database = current_app.extensions["opsflow_db"]
+    return database
+
+
+def actor() -> Actor:
+    """The logged-in person (every view but the login page runs after ``_require_login``)."""
+    user: SessionUser = current_user  # type: ignore[assignment]
+    return user.actor
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    csrf.init_app(app)
+    app.before_request(_require_login)
+
+
+def limit_logins(app: Flask) -> None:
+    """Login attempts per client address, counted per app (after the blueprint is registered)."""
+    limiter = Limiter(get_remote_address, app=app, default_limits=[])
+    limit = limiter.limit(LOGIN_LIMIT, methods=["POST"])
+    app.view_functions["auth.login"] = limit(app.view_functions["auth.login"])
+
+
+@login_manager.user_loader  # type: ignore[misc]
+def _load_user(user_id: str) -> SessionUser | None:
+    if not user_id.isdigit():
+        return None
+    with db().read() as session:
+        found = identity.active_actor(session, int(user_id))
+    return SessionUser(found) if found is not None else None
+
+
+def _require_login() -> ResponseReturnValue | None:
+    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        return None
+    return login_manager.unauthorized()  # type: ignore[no-any-return]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    if request.method == "GET":
+        return render_template("login.html", username="")
+    username = request.form.get("username", "").strip()
+    try:
+        who = identity.authenticate(db(), username, request.form.get("password", ""))
+    except PermissionDeniedError as exc:
+        return render_template("login.html", username=username, error=engine_text(exc)), 401
+    login_user(SessionUser(who))
+    return redirect(_safe_next(request.args.get("next")))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only paths on this site: no scheme, no host, no protocol-relative ``//``."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("inbox.index")
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    logout_user()
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+def password() -> ResponseReturnValue:
+    errors: dict[str, Any] = {}
+    if request.method == "POST":
+        try:
+            identity.change_password(
+                db(), actor(), request.form.get("current", ""), request.form.get("new", "")
+            )
+        except InvalidInputError as exc:
+            errors = {k: [engine_text(m) for m in v] for k, v in exc.field_errors.items()}
+        except PermissionDeniedError as exc:
+            errors = {"current": [engine_text(exc)]}
+        else:
+            flash(_("密码已修改"))
+            return redirect(url_for("inbox.index"))
+    return render_template("password.html", errors=errors), 400 if errors else 200

@@ -1,0 +1,51 @@
+"""The only place that maps engine errors to HTTP status codes, as a page (or JSON for the API)."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+
+from engine.errors import (
+    ConflictError,
+    InvalidDefinitionError,
+    InvalidInputError,
+    NotFoundError,
+    OpsflowError,
+    PermissionDeniedError,
+)
+from webapp.i18n import _, engine_text
+
+STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (InvalidInputError, 422),
+    (InvalidDefinitionError, 422),
+    (OpsflowError, 400),
+)
+
+
+def status_of(exc: Exception) -> int:
+    return next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(OpsflowError, _engine_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(404, lambda exc: _page(404, _("页面不存在")))
+    app.register_error_handler(429, lambda exc: _page(429, _("尝试过于频繁，请稍后再试")))
+
+
+def _engine_error(exc: OpsflowError) -> ResponseReturnValue:
+    return _page(status_of(exc), engine_text(exc))
+
+
+def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
+    return _page(400, _("表单已过期或来源不明，请刷新页面后重试"))
+
+
+def _page(status: int, message: str) -> ResponseReturnValue:
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        return {"status": status, "message": message}, status
+    return render_template("error.html", status=status, message=message), status
