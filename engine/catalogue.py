@@ -34,7 +34,9 @@ def catalogue(db: Database, actor: Actor) -> list[Startable]:
     )
 
 
-def start(db: Database, actor: Actor, key: str) -> InstanceSummary:
+def start(
+    db: Database, actor: Actor, key: str, *, business_key: str | None = None
+) -> InstanceSummary:
     """Start the latest version of ``key`` as ``actor``.
 
     :raise NotFoundError: no such process. :raise PermissionDeniedError: (audited)
@@ -48,7 +50,7 @@ def start(db: Database, actor: Actor, key: str) -> InstanceSummary:
                 f"您不能发起此流程（需要角色 {', '.join(sorted(entry.roles))}）/ you may not start "
                 f"this process (it needs the role {', '.join(sorted(entry.roles))})"
             )
-    return runtime.start_instance(db, actor, key)
+    return runtime.start_instance(db, actor, key, business_key=business_key)
 
 
 def _may_start(actor: Actor, entry: Startable) -> bool:

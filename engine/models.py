@@ -308,3 +308,17 @@ class BudgetEntry(Base):
     claim_ref: Mapped[str] = mapped_column(String(128))
     instance_id: Mapped[int | None]
     at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A REST API token: shown once when created, stored as its SHA-256, revocable."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,7 +1,7 @@
 """The web app: Flask in front of the engine (HTTP only; every decision is the engine's).
 
 ``create_app`` wires the blueprints (one per area: ``auth``, ``inbox``, ``tasks``, ``cases``,
-``catalogue``), the session login (Flask-Login), CSRF protection on every form (Flask-WTF),
+``catalogue``, ``account``; ``api`` the REST API), the session login (Flask-Login), CSRF protection on every form (Flask-WTF),
 the language (Flask-Babel; zh-CN by default, English selectable), login rate limiting
 (Flask-Limiter) and ``errors``, the only place that turns engine errors into status codes.
 """
@@ -26,7 +26,7 @@ def create_app(
     settings: Settings | None = None, *, db: Database | None = None, **config: Any
 ) -> Flask:
     """The app for ``settings`` (from the environment when None); ``config`` overrides Flask settings."""
-    from webapp import auth, cases, catalogue, errors, i18n, inbox, tasks
+    from webapp import account, api, auth, cases, catalogue, errors, i18n, inbox, tasks
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -46,8 +46,9 @@ def create_app(
     auth.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
-    for module in (auth, inbox, tasks, cases, catalogue):
+    for module in (auth, inbox, tasks, cases, catalogue, account):
         app.register_blueprint(module.bp)
+    api.init_app(app)
     auth.limit_logins(app)
     app.context_processor(lambda: {"now": clock.now()})
     return app

@@ -22,7 +22,9 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 LOGIN_LIMIT = "10 per minute"
 
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "i18n.choose_language"})
+PUBLIC_ENDPOINTS = frozenset(
+    {"auth.login", "static", "i18n.choose_language", "api-docs.openapi_json"}
+)
 
 
 class SessionUser(UserMixin):  # type: ignore[misc]
@@ -70,8 +72,9 @@ def _load_user(user_id: str) -> SessionUser | None:
 
 
 def _require_login() -> ResponseReturnValue | None:
-    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
-        return None
+    endpoint = request.endpoint or ""
+    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api.") or current_user.is_authenticated:
+        return None  # the API authenticates with tokens (webapp.api)
     return login_manager.unauthorized()  # type: ignore[no-any-return]
 
 

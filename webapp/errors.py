@@ -38,14 +38,20 @@ def init_app(app: Flask) -> None:
 
 
 def _engine_error(exc: OpsflowError) -> ResponseReturnValue:
-    return _page(status_of(exc), engine_text(exc))
+    field_errors = exc.field_errors if isinstance(exc, InvalidInputError) else None
+    return _page(status_of(exc), engine_text(exc), field_errors)
 
 
 def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
     return _page(400, _("表单已过期或来源不明，请刷新页面后重试"))
 
 
-def _page(status: int, message: str) -> ResponseReturnValue:
+def _page(
+    status: int, message: str, field_errors: dict[str, list[str]] | None = None
+) -> ResponseReturnValue:
     if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
-        return {"status": status, "message": message}, status
+        body: dict[str, object] = {"status": status, "message": message}
+        if field_errors:
+            body["errors"] = {k: [engine_text(m) for m in v] for k, v in field_errors.items()}
+        return body, status
     return render_template("error.html", status=status, message=message), status

@@ -1,4 +1,4 @@
-"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout
+"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout; API tokens
 
 Revision ID: 0002
 Revises: 0001
@@ -114,9 +114,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_budget_entry_line_id", "budget_entry", ["line_id"])
+    op.create_table(
+        "api_token",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), sa.ForeignKey("user.id"), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("token_hash"),
+    )
+    op.create_index("ix_api_token_user_id", "api_token", ["user_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("api_token")
     op.drop_table("budget_entry")
     op.drop_table("budget_line")
     op.drop_table("archive_hold")
