@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -322,3 +323,29 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class Attachment(Base):
+    """An uploaded file, stored once by its SHA-256 (forms hold the hash)."""
+
+    __tablename__ = "attachment"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    uploaded_at: Mapped[datetime]
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("human_task.id"), index=True)
+
+
+class TaskDraft(Base):
+    """A task form saved unfinished by the person working it (not validated, not in the case)."""
+
+    __tablename__ = "task_draft"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("human_task.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    data: Mapped[dict[str, Any]]
+    saved_at: Mapped[datetime]

@@ -89,6 +89,9 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
         tables = ", ".join(
             f'"{t}"'
             for t in (
+                "task_draft",
+                "attachment",
+                "api_token",
                 "budget_entry",
                 "budget_line",
                 "archive_hold",

@@ -1,12 +1,13 @@
-"""My cases, and one case: its data, where it waits, its history."""
+"""My cases, and one case: its data, where it waits, its history, its comments."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine import instance_view
+from engine import comments, instance_view
 from webapp.auth import actor, db
+from webapp.i18n import _
 
 bp = Blueprint("cases", __name__)
 
@@ -19,3 +20,13 @@ def index() -> ResponseReturnValue:
 @bp.get("/cases/<int:case_id>")
 def show(case_id: int) -> ResponseReturnValue:
     return render_template("case.html", case=instance_view.open_case(db(), actor(), case_id))
+
+
+@bp.post("/cases/<int:case_id>/comments")
+def comment(case_id: int) -> ResponseReturnValue:
+    comments.add(db(), actor(), case_id, request.form.get("text", ""))
+    flash(_("评论已添加"))
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect(url_for("cases.show", case_id=case_id))

@@ -1,11 +1,13 @@
-"""The task page: the task's form beside its case; completing it."""
+"""The task page: the task's form beside its case; save a draft, complete it; attached files."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from urllib.parse import quote
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine import runtime, task_view
+from engine import attachments, drafts, runtime, task_view
 from engine.errors import InvalidInputError
 from webapp import form_input
 from webapp.auth import actor, db
@@ -17,7 +19,10 @@ bp = Blueprint("tasks", __name__)
 @bp.get("/tasks/<int:task_id>")
 def show(task_id: int) -> ResponseReturnValue:
     view = task_view.open_task(db(), actor(), task_id)
-    return render_template("task.html", view=view, values=task_view.prefill(view), errors={})
+    values = drafts.load(db(), actor(), task_id) if view.open else None
+    return render_template(
+        "task.html", view=view, values=values or task_view.prefill(view), errors={}
+    )
 
 
 @bp.post("/tasks/<int:task_id>")
@@ -25,14 +30,52 @@ def complete(task_id: int) -> ResponseReturnValue:
     view = task_view.open_task(db(), actor(), task_id)
     data = form_input.parse(view.form, request.form)
     try:
+        _store_uploads(view, task_id, data)
+        if request.form.get("action") == "draft":
+            drafts.save(db(), actor(), task_id, data)
+            flash(_("草稿已保存"))
+            return redirect(url_for("tasks.show", task_id=task_id))
         runtime.complete_task(db(), actor(), task_id, data, locale=language())
     except InvalidInputError as exc:
-        errors = {
-            name: [engine_text(m) for m in messages] for name, messages in exc.field_errors.items()
-        }
+        errors = {k: [engine_text(m) for m in v] for k, v in exc.field_errors.items()}
         page = render_template(
             "task.html", view=view, values=data, errors=errors, message=engine_text(exc)
         )
         return page, 422
     flash(_("任务已完成：%(name)s", name=view.task.name))
     return redirect(url_for("inbox.index"))
+
+
+def _store_uploads(view: task_view.TaskView, task_id: int, data: dict[str, object]) -> None:
+    """Files chosen in attachment fields are stored first; the field then holds their hashes."""
+    for field in view.form.fields if view.form else ():
+        if field.type not in ("attachment", "attachments"):
+            continue
+        hashes = list(data.get(field.name) or []) if field.type == "attachments" else []
+        for upload in request.files.getlist(field.name):
+            if not upload.filename:
+                continue
+            try:
+                stored = attachments.store_file(
+                    db(), actor(), task_id, upload.filename, upload.read(attachments.MAX_BYTES + 1)
+                )
+            except InvalidInputError as exc:
+                raise InvalidInputError(str(exc), {field.name: exc.field_errors["file"]}) from exc
+            hashes.append(stored.sha256)
+        if hashes:
+            data[field.name] = hashes if field.type == "attachments" else hashes[-1]
+
+
+@bp.get("/files/<sha256>")
+def file(sha256: str) -> ResponseReturnValue:
+    info, content = attachments.read_file(db(), actor(), sha256)
+    response = Response(content, mimetype=info.content_type)
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename*=UTF-8''{_quoted(info.filename)}"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _quoted(name: str) -> str:
+    return quote(name, safe="")

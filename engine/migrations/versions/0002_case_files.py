@@ -1,4 +1,4 @@
-"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout; API tokens
+"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout; API tokens; attachments and drafts
 
 Revision ID: 0002
 Revises: 0001
@@ -127,9 +127,32 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
     )
     op.create_index("ix_api_token_user_id", "api_token", ["user_id"])
+    op.create_table(
+        "attachment",
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("content_type", sa.String(length=128), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("uploaded_by", sa.Integer(), sa.ForeignKey("user.id"), nullable=False),
+        sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("task_id", sa.Integer(), sa.ForeignKey("human_task.id"), nullable=True),
+        sa.PrimaryKeyConstraint("sha256"),
+    )
+    op.create_index("ix_attachment_task_id", "attachment", ["task_id"])
+    op.create_table(
+        "task_draft",
+        sa.Column("task_id", sa.Integer(), sa.ForeignKey("human_task.id"), nullable=False),
+        sa.Column("user_id", sa.Integer(), sa.ForeignKey("user.id"), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("task_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("task_draft")
+    op.drop_table("attachment")
     op.drop_table("api_token")
     op.drop_table("budget_entry")
     op.drop_table("budget_line")
