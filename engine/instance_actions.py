@@ -81,7 +81,8 @@ def start_in(
             "data": forms.to_json_data(data or {}),
         },
     )
-    workflow = bpmn.new_workflow(definition.compiled, {**(data or {}), "starter": actor.username})
+    case = {"starter": actor.username, "case_id": instance.id, "business_key": business_key}
+    workflow = bpmn.new_workflow(definition.compiled, {**(data or {}), **case})
     hot = caches.Hot(instance.version, workflow, bpmn.StateWriter(), {}, frozenset())
     failure = steps.attempt(tx, actor, instance.id, hot, lambda: bpmn.run_steps(workflow))
     return steps.persist(db, tx, actor, instance, definition, hot, failure)

@@ -203,7 +203,7 @@ def _create_task(
     data = functools.cache(lambda: bpmn.task_data(workflow, task.task_id))
     due_at = assignment.due_at(props, now, data)
     role = assignment.role_for_lane(task.lane, props)
-    assignee = _assignee(tx, instance.started_by, props, data)
+    assignee = _assignee(tx, instance.started_by, props, data, role)
     # an approval level the applicant holds moves up to the applicant's manager
     starter = instance.started_by
     if assignee is None and role and starter and props.get("sameLevelAssignee"):
@@ -228,6 +228,7 @@ def _create_task(
             "assignee": assignee,
             "due_at": due_at.isoformat() if due_at else None,
             "version": definition.version,
+            **({"excluded": list(excluded)} if excluded else {}),
         },
     )
     return row_id
@@ -238,6 +239,7 @@ def _assignee(
     started_by: int | None,
     props: Mapping[str, str],
     data: Callable[[], Mapping[str, Any]],
+    role: str | None = None,
 ) -> int | None:
     rule = assignment.parse_assignee(props.get("assignee"))
     if rule is None or started_by is None:
@@ -247,7 +249,13 @@ def _assignee(
     if rule.kind == "manager_of_starter":
         return store.manager_id(tx, started_by)
     username = assignment.data_assignee(rule, data())
-    return store.active_user_id(tx, username) if username else None
+    if not username:
+        return None
+    user_id = store.active_user_id(tx, username)
+    # a person named in the data still needs the task's role: otherwise the role's queue gets it
+    if role is not None and role not in store.role_codes(tx, user_id):
+        return None
+    return user_id
 
 
 def _excluded(
