@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 
 from engine import clock, workdays
 from engine.db import Database
@@ -34,25 +34,45 @@ class TaskRow:
     completed_at: datetime | None
 
 
-def _base() -> Select[HumanTask, ProcessInstance, ProcessDefinition]:
+_COLUMNS = (
+    HumanTask.id,
+    HumanTask.instance_id,
+    ProcessDefinition.key,
+    ProcessInstance.title,
+    ProcessInstance.business_key,
+    HumanTask.bpmn_id,
+    HumanTask.name,
+    HumanTask.candidate_role,
+    HumanTask.assignee_id,
+    HumanTask.form_key,
+    HumanTask.status,
+    HumanTask.due_at,
+    HumanTask.created_at,
+    HumanTask.completed_at,
+)
+
+
+def _base() -> Select[*tuple[Any, ...]]:
+    """The columns of a TaskRow (never a whole instance or definition: their state and XML are big)."""
     return (
-        select(HumanTask, ProcessInstance, ProcessDefinition)
+        select(*_COLUMNS)
         .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
         .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
     )
 
 
-def _query(actor: Actor, tab: str) -> Select[HumanTask, ProcessInstance, ProcessDefinition]:
+def _conditions(actor: Actor, tab: str) -> list[ColumnElement[bool]]:
+    """A tab's conditions on human_task alone: each one is an index's leading columns."""
     if tab == MINE:
-        return _base().where(HumanTask.status == "open", HumanTask.assignee_id == actor.id)
+        return [HumanTask.status == "open", HumanTask.assignee_id == actor.id]
     if tab == CLAIMABLE:
-        return _base().where(
+        return [
             HumanTask.status == "open",
-            HumanTask.assignee_id.is_(None),
             HumanTask.candidate_role.in_(actor.roles),
-        )
+            HumanTask.assignee_id.is_(None),
+        ]
     if tab == DONE:
-        return _base().where(HumanTask.status == "completed", HumanTask.completed_by == actor.id)
+        return [HumanTask.completed_by == actor.id, HumanTask.status == "completed"]
     raise ValueError(f"unknown inbox tab {tab!r}")
 
 
@@ -65,11 +85,15 @@ class Filters:
     due: str | None = None  # overdue | today | week
 
 
-def _filtered(
-    query: Select[HumanTask, ProcessInstance, ProcessDefinition], filters: Filters, now: datetime
-) -> Select[HumanTask, ProcessInstance, ProcessDefinition]:
+def _select(what: Any, actor: Actor, tab: str, filters: Filters, now: datetime) -> Select[Any]:
+    """``what`` from the tab's tasks narrowed by ``filters``; joins only when a filter needs them."""
+    query = select(what).select_from(HumanTask).where(*_conditions(actor, tab))
+    if filters.process or filters.search:
+        query = query.join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
     if filters.process:
-        query = query.where(ProcessDefinition.key == filters.process)
+        query = query.join(
+            ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id
+        ).where(ProcessDefinition.key == filters.process)
     if filters.search:
         pattern = f"%{filters.search.strip()}%"
         query = query.where(
@@ -83,7 +107,7 @@ def _filtered(
             "week": day_end + timedelta(days=6 - day_end.weekday()),
         }.get(filters.due)
         if limit is not None:
-            query = query.where(HumanTask.due_at.is_not(None), HumanTask.due_at <= limit)
+            query = query.where(HumanTask.sort_due_at <= limit)
     return query
 
 
@@ -98,26 +122,33 @@ def list_tasks(
 ) -> list[TaskRow]:
     """One page of the actor's tasks: ``mine`` (assigned to me), ``claimable`` (my roles'), ``done``.
 
-    Open tasks come soonest-due first (tasks without a due time last), then oldest first.
+    Open tasks come soonest-due first, undated last, then in the order they arrived; done
+    tasks latest first. The page's ids are read in index order from human_task alone, then
+    only those rows are joined with their case and process.
     """
-    query = _filtered(_query(actor, tab), filters or Filters(), clock.now())
     order: tuple[Any, ...] = (
         (HumanTask.completed_at.desc(), HumanTask.id.desc())
         if tab == DONE
-        else (HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.created_at, HumanTask.id)
+        else (HumanTask.sort_due_at, HumanTask.id)
     )
+    page = _select(HumanTask.id, actor, tab, filters or Filters(), clock.now())
     with db.read() as session:
-        rows = session.execute(query.order_by(*order).limit(limit).offset(offset))
-        return [_row(task, instance, definition) for task, instance, definition in rows]
+        ids = session.scalars(page.order_by(*order).limit(limit).offset(offset)).all()
+        if not ids:
+            return []
+        rows = session.execute(_base().where(HumanTask.id.in_(ids)))
+        found = {row.id: TaskRow(*row) for row in rows}
+        return [found[task_id] for task_id in ids]
 
 
 def counts(db: Database, actor: Actor, filters: Filters | None = None) -> dict[str, int]:
-    """How many tasks each tab holds (with the same filters)."""
+    """How many tasks each tab holds (with the same filters), counted in the indexes."""
     found = {}
+    now = clock.now()
     with db.read() as session:
         for tab in (MINE, CLAIMABLE, DONE):
-            query = _filtered(_query(actor, tab), filters or Filters(), clock.now())
-            found[tab] = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            query = _select(func.count(), actor, tab, filters or Filters(), now)
+            found[tab] = session.scalar(query) or 0
     return found
 
 
@@ -128,29 +159,10 @@ def open_tasks_of(db: Database, instance_id: int) -> list[TaskRow]:
             .where(HumanTask.instance_id == instance_id, HumanTask.status == "open")
             .order_by(HumanTask.id)
         )
-        return [_row(task, instance, definition) for task, instance, definition in rows]
+        return [TaskRow(*row) for row in rows]
 
 
 def get_task(db: Database, task_id: int) -> TaskRow | None:
     with db.read() as session:
         row = session.execute(_base().where(HumanTask.id == task_id)).one_or_none()
-        return _row(*row) if row else None
-
-
-def _row(task: HumanTask, instance: ProcessInstance, definition: ProcessDefinition) -> TaskRow:
-    return TaskRow(
-        task.id,
-        task.instance_id,
-        definition.key,
-        instance.title,
-        instance.business_key,
-        task.bpmn_id,
-        task.name,
-        task.candidate_role,
-        task.assignee_id,
-        task.form_key,
-        task.status,
-        task.due_at,
-        task.created_at,
-        task.completed_at,
-    )
+        return TaskRow(*row) if row else None

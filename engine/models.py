@@ -41,6 +41,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+"""The sort key of a task that has no due time."""
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: UTCDateTime()}
 
@@ -125,8 +129,12 @@ class HumanTask(Base):
 
     __tablename__ = "human_task"
     __table_args__ = (
-        Index("ix_human_task_open_role", "status", "candidate_role"),
-        Index("ix_human_task_open_assignee", "status", "assignee_id"),
+        # the inbox tabs, soonest due first, read in index order (see sort_due_at)
+        Index("ix_human_task_open_role", "status", "candidate_role", "sort_due_at", "assignee_id"),
+        Index("ix_human_task_open_assignee", "status", "assignee_id", "sort_due_at"),
+        Index("ix_human_task_done", "completed_by", "status", "completed_at"),
+        # the worker's overdue scan
+        Index("ix_human_task_due", "status", "sort_due_at"),
         Index("ix_human_task_instance", "instance_id", "status"),
     )
 
@@ -142,6 +150,9 @@ class HumanTask(Base):
     is_approval: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(16))
     due_at: Mapped[datetime | None]
+    # due_at, or NEVER for a task without one: NOT NULL, so "soonest due first, undated last"
+    # is plain index order on SQLite and PostgreSQL alike
+    sort_due_at: Mapped[datetime]
     paused_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

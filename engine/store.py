@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.errors import ConflictError, NotFoundError
+from engine.models import NEVER
 from engine.txn import Txn
 
 OPEN, DONE, WITHDRAWN = "open", "completed", "cancelled"
@@ -257,8 +258,8 @@ class NewTask:
 def insert_task(tx: Txn, new: NewTask) -> int:
     return tx.insert(
         "INSERT INTO human_task (instance_id, spiff_task_id, bpmn_id, name, lane, candidate_role,"
-        " assignee_id, form_key, is_approval, status, due_at, created_at, excluded_user_ids)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+        " assignee_id, form_key, is_approval, status, due_at, sort_due_at, created_at,"
+        " excluded_user_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
         (
             new.instance_id,
             new.spiff_task_id,
@@ -270,6 +271,7 @@ def insert_task(tx: Txn, new: NewTask) -> int:
             new.form_key,
             new.is_approval,
             tx.when(new.due_at),
+            tx.when(new.due_at or NEVER),
             tx.when(new.created_at),
             ",".join(map(str, new.excluded)) or None,
         ),

@@ -168,11 +168,11 @@ def escalate_next_overdue(db: Database) -> int | None:
             select(HumanTask)
             .where(
                 HumanTask.status == "open",
-                HumanTask.due_at <= clock.now(),
+                HumanTask.sort_due_at <= clock.now(),
                 HumanTask.escalated_at.is_(None),
                 HumanTask.paused_at.is_(None),
             )
-            .order_by(HumanTask.due_at)
+            .order_by(HumanTask.sort_due_at)
             .limit(1)
             .with_for_update(skip_locked=True)
         )

@@ -24,8 +24,11 @@ __all__ = ["main"]
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
 @click.option("--no-worker", is_flag=True, help="do not fire timers in this process")
+@click.option("--no-access-log", is_flag=True, help="gunicorn: no line per request")
 @click.pass_obj
-def serve(state: Any, host: str, port: int, workers: int, dev: bool, no_worker: bool) -> None:
+def serve(
+    state: Any, host: str, port: int, workers: int, dev: bool, no_worker: bool, no_access_log: bool
+) -> None:
     """Serve the web app (the inbox at http://HOST:PORT/, login at /login)."""
     from webapp import create_app
 
@@ -36,21 +39,22 @@ def serve(state: Any, host: str, port: int, workers: int, dev: bool, no_worker: 
     if dev:
         app.run(host=host, port=port, debug=False, use_reloader=False)
         return
-    _gunicorn(app, f"{host}:{port}", workers)
+    _gunicorn(app, f"{host}:{port}", workers, access_log=not no_access_log)
 
 
 def _dispose(app: Any) -> None:
     app.extensions["opsflow_db"].engine.dispose(close=False)
 
 
-def _gunicorn(app: Any, bind: str, workers: int) -> None:
+def _gunicorn(app: Any, bind: str, workers: int, *, access_log: bool = True) -> None:
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
+            if access_log:
+                self.cfg.set("accesslog", "-")
             # a forked worker must not share the master's pooled connections
             self.cfg.set("post_fork", lambda _server, _worker: _dispose(app))
 
@@ -58,3 +62,7 @@ def _gunicorn(app: Any, bind: str, workers: int) -> None:
             return app
 
     _Server().run()
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine import bpmn, clock
 from engine.errors import ConflictError, InvalidInputError
+from engine.models import NEVER
 from engine.operators import Call, operator
 from engine.workdays import CHINA_TZ
 
@@ -91,8 +92,8 @@ def _shift_task_due_times(call: Call, paused_for: Any) -> list[list[Any]]:
         due = tx.read_when(raw_due)
         new_due = None if due is None else due + paused_for
         tx.execute(
-            "UPDATE human_task SET due_at = ?, paused_at = NULL WHERE id = ?",
-            (tx.when(new_due), task_id),
+            "UPDATE human_task SET due_at = ?, sort_due_at = ?, paused_at = NULL WHERE id = ?",
+            (tx.when(new_due), tx.when(new_due or NEVER), task_id),
         )
         moved.append([bpmn_id, _china(due) if due else None, _china(new_due) if new_due else None])
     return moved

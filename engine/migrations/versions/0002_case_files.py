@@ -1,4 +1,4 @@
-"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout; API tokens; attachments and drafts
+"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout; API tokens; attachments and drafts; inbox order
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,29 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("human_task") as batch:
         batch.add_column(sa.Column("excluded_user_ids", sa.String(length=255), nullable=True))
+        batch.add_column(sa.Column("sort_due_at", sa.DateTime(timezone=True), nullable=True))
+    never = (
+        "'9999-12-31 00:00:00'"
+        if op.get_bind().dialect.name == "sqlite"
+        else "'9999-12-31 00:00:00+00'"
+    )
+    op.execute(f"UPDATE human_task SET sort_due_at = COALESCE(due_at, {never})")  # noqa: S608
+    with op.batch_alter_table("human_task") as batch:
+        batch.alter_column("sort_due_at", existing_type=sa.DateTime(timezone=True), nullable=False)
+        batch.drop_index("ix_human_task_open_role")
+        batch.drop_index("ix_human_task_open_assignee")
+        batch.create_index(
+            "ix_human_task_open_role",
+            ["status", "candidate_role", "sort_due_at", "assignee_id"],
+            unique=False,
+        )
+        batch.create_index(
+            "ix_human_task_open_assignee", ["status", "assignee_id", "sort_due_at"], unique=False
+        )
+        batch.create_index(
+            "ix_human_task_done", ["completed_by", "status", "completed_at"], unique=False
+        )
+        batch.create_index("ix_human_task_due", ["status", "sort_due_at"], unique=False)
     with op.batch_alter_table("user") as batch:
         batch.add_column(
             sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0")
@@ -161,6 +184,13 @@ def downgrade() -> None:
     op.drop_table("policy")
     op.drop_table("customer")
     with op.batch_alter_table("human_task") as batch:
+        batch.drop_index("ix_human_task_due")
+        batch.drop_index("ix_human_task_done")
+        batch.drop_index("ix_human_task_open_assignee")
+        batch.drop_index("ix_human_task_open_role")
+        batch.create_index("ix_human_task_open_role", ["status", "candidate_role"], unique=False)
+        batch.create_index("ix_human_task_open_assignee", ["status", "assignee_id"], unique=False)
+        batch.drop_column("sort_due_at")
         batch.drop_column("excluded_user_ids")
     with op.batch_alter_table("user") as batch:
         batch.drop_column("locked_until")
