@@ -144,6 +144,17 @@ def active_actor(session: Session, user_id: int) -> Actor | None:
     return _actor(session, user) if user is not None and user.active else None
 
 
+def colleagues(session: Session, role: str, *, besides: int) -> list[Actor]:
+    """Active holders of ``role`` other than ``besides``, by name (whom a task may be delegated to)."""
+    users = session.scalars(
+        select(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role_code == role, User.active.is_(True), User.id != besides)
+        .order_by(User.username)
+    )
+    return [_actor(session, user) for user in users]
+
+
 def manager_of(session: Session, user_id: int) -> Actor | None:
     """The user's manager in the org chart, if any."""
     user = session.get(User, user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,8 +11,10 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 
 from engine import clock, workdays
 from engine.db import Database
+from engine.errors import InvalidInputError, NotFoundError
 from engine.identity import Actor
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
+from engine.models import SavedFilter as SavedFilterRow
 
 MINE, CLAIMABLE, DONE = "mine", "claimable", "done"
 
@@ -166,3 +169,54 @@ def get_task(db: Database, task_id: int) -> TaskRow | None:
     with db.read() as session:
         row = session.execute(_base().where(HumanTask.id == task_id)).one_or_none()
         return TaskRow(*row) if row else None
+
+
+# --- saved filters ---
+
+QUERY_KEYS = ("tab", "process", "q", "due")
+
+
+@dataclass(frozen=True)
+class SavedFilter:
+    id: int
+    name: str
+    query: Mapping[str, str]
+
+
+def saved_filters(db: Database, actor: Actor) -> list[SavedFilter]:
+    with db.read() as session:
+        rows = session.scalars(
+            select(SavedFilterRow)
+            .where(SavedFilterRow.user_id == actor.id)
+            .order_by(SavedFilterRow.name)
+        )
+        return [SavedFilter(r.id, r.name, dict(r.query)) for r in rows]
+
+
+def save_filter(db: Database, actor: Actor, name: str, query: Mapping[str, str]) -> None:
+    """Save (or replace) the actor's filter ``name``; only the inbox's own query keys are kept."""
+    name = name.strip()
+    if not name or len(name) > 64:
+        message = "筛选名称须为 1-64 个字符 / a filter name has 1-64 characters"
+        raise InvalidInputError(message, {"name": [message]})
+    kept = {k: str(query[k])[:100] for k in QUERY_KEYS if query.get(k)}
+    with db.unit_of_work() as session:
+        row = session.scalar(
+            select(SavedFilterRow).where(
+                SavedFilterRow.user_id == actor.id, SavedFilterRow.name == name
+            )
+        )
+        if row is None:
+            session.add(
+                SavedFilterRow(user_id=actor.id, name=name, query=kept, created_at=clock.now())
+            )
+        else:
+            row.query = kept
+
+
+def delete_filter(db: Database, actor: Actor, filter_id: int) -> None:
+    with db.unit_of_work() as session:
+        row = session.get(SavedFilterRow, filter_id)
+        if row is None or row.user_id != actor.id:
+            raise NotFoundError(f"筛选不存在 / no saved filter #{filter_id}")
+        session.delete(row)

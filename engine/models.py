@@ -360,3 +360,16 @@ class TaskDraft(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     data: Mapped[dict[str, Any]]
     saved_at: Mapped[datetime]
+
+
+class SavedFilter(Base):
+    """An inbox filter a user saved under a name; it follows them to any device."""
+
+    __tablename__ = "saved_filter"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    query: Mapped[dict[str, Any]]  # tab, process, q, due
+    created_at: Mapped[datetime]

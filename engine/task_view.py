@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from engine import assignment, caches, forms, inbox, store, unit_of_work
+from engine import assignment, caches, forms, identity, inbox, store, unit_of_work
 from engine.db import Database
 from engine.errors import NotFoundError
 from engine.identity import Actor
@@ -29,6 +29,7 @@ class TaskView:
     form: forms.FormDefinition | None
     case: InstanceView
     open: bool  # still to be done; False: a finished task, shown read-only
+    colleagues: tuple[tuple[str, str], ...] = ()  # (username, name) the task may be delegated to
 
 
 def open_task(db: Database, actor: Actor, task_id: int) -> TaskView:
@@ -37,12 +38,19 @@ def open_task(db: Database, actor: Actor, task_id: int) -> TaskView:
     task = inbox.get_task(db, task_id)
     if task is None:
         raise NotFoundError(f"任务不存在 / no task #{task_id}")
-    form = None
-    if task.form_key is not None:
-        with db.read() as session:
+    form: forms.FormDefinition | None = None
+    colleagues: tuple[tuple[str, str], ...] = ()
+    with db.read() as session:
+        if task.form_key is not None:
             definition = caches.of(db).load_definition(session, definition_id)
-        form = caches.of(db).form(definition, task.form_key)
-    return TaskView(task, form, get_instance(db, task.instance_id), task.status == store.OPEN)
+            form = caches.of(db).form(definition, task.form_key)
+        if task.status == store.OPEN and task.candidate_role is not None:
+            colleagues = tuple(
+                (c.username, c.display_name)
+                for c in identity.colleagues(session, task.candidate_role, besides=actor.id)
+            )
+    case = get_instance(db, task.instance_id)
+    return TaskView(task, form, case, task.status == store.OPEN, colleagues)
 
 
 def _check(actor: Actor, task_id: int, tx: Txn) -> int:

@@ -89,6 +89,7 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
         tables = ", ".join(
             f'"{t}"'
             for t in (
+                "saved_filter",
                 "task_draft",
                 "attachment",
                 "api_token",

@@ -15,6 +15,7 @@ TABS = (inbox.MINE, inbox.CLAIMABLE, inbox.DONE)
 
 
 def _filters() -> inbox.Filters:
+    """The inbox query as the engine takes it."""
     args = request.args
     return inbox.Filters(
         process=args.get("process") or None,
@@ -41,7 +42,22 @@ def index() -> ResponseReturnValue:
         page=page,
         filters=filters,
         counts=inbox.counts(db(), actor(), filters),
+        saved=inbox.saved_filters(db(), actor()),
     )
+
+
+@bp.post("/filters")
+def save_filter() -> ResponseReturnValue:
+    inbox.save_filter(db(), actor(), request.form.get("name", ""), request.form)
+    flash(_("筛选已保存"))
+    query = {k: request.form[k] for k in inbox.QUERY_KEYS if request.form.get(k)}
+    return redirect(url_for("inbox.index", **query))
+
+
+@bp.post("/filters/<int:filter_id>/delete")
+def delete_filter(filter_id: int) -> ResponseReturnValue:
+    inbox.delete_filter(db(), actor(), filter_id)
+    return redirect(url_for("inbox.index"))
 
 
 def _back() -> ResponseReturnValue:

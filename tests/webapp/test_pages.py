@@ -153,3 +153,28 @@ def test_logins_are_rate_limited(app: Flask) -> None:
     ]
     assert codes[:10] == [401] * 10
     assert codes[10:] == [429, 429]
+
+
+def test_a_saved_filter_follows_its_owner(login) -> None:
+    client = login("ddm1")
+    client.post(
+        "/filters",
+        data={"name": "我的本周", "tab": "claimable", "due": "week", "csrf_token": client.csrf},
+    )
+    on_another_device = login("ddm1")
+    page = on_another_device.get("/").get_data(as_text=True)
+    assert "我的本周" in page
+    assert "tab=claimable" in page
+    assert "我的本周" not in login("ddm2").get("/").get_data(as_text=True)
+
+
+def test_a_task_is_delegated_to_a_colleague_with_the_same_role(db, login, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
+    task_id = open_task(db, case.id, "approve_ddm")
+    runtime.claim_task(db, actor("ddm1"), task_id)
+    client = login("ddm1")
+    page = client.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert 'option value="ddm2"' in page
+    client.post(f"/tasks/{task_id}/delegate", data={"to": "ddm2", "csrf_token": client.csrf})
+    assert inbox.get_task(db, task_id).assignee_id == actor("ddm2").id

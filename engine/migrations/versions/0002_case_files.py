@@ -1,4 +1,4 @@
-"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout; API tokens; attachments and drafts; inbox order
+"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout; API tokens; attachments and drafts; inbox order; saved filters
 
 Revision ID: 0002
 Revises: 0001
@@ -164,6 +164,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_attachment_task_id", "attachment", ["task_id"])
     op.create_table(
+        "saved_filter",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), sa.ForeignKey("user.id"), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("query", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("user_id", "name"),
+    )
+    op.create_table(
         "task_draft",
         sa.Column("task_id", sa.Integer(), sa.ForeignKey("human_task.id"), nullable=False),
         sa.Column("user_id", sa.Integer(), sa.ForeignKey("user.id"), nullable=False),
@@ -175,6 +185,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("task_draft")
+    op.drop_table("saved_filter")
     op.drop_table("attachment")
     op.drop_table("api_token")
     op.drop_table("budget_entry")
