@@ -15,7 +15,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-setup: $(VENV)/.installed  ## venv and pip install -e .[dev]
+# bpmn-js and dmn-js for the browser render check (and later the web app); no install scripts run.
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+browser:  ## Debian's chromium and a CJK font (labels are measured as drawn); apt-get, as root
+	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei)
+
+setup: $(VENV)/.installed node_modules/.installed browser  ## venv and pip install -e .[dev], npm ci, chromium
 
 run: setup  ## create/upgrade the SQLite database, load the demo department and processes, serve the web app
 	$(BIN)/opsflow init
@@ -39,4 +48,4 @@ bench: setup  ## the engine benchmark (ratios and medians)
 conformance: setup  ## deploy and run ../shared/conformance; writes docs/conformance.md
 	$(BIN)/opsflow conformance ../shared/conformance --report docs/conformance.md
 
-.PHONY: help setup run test lint fmt bench conformance
+.PHONY: help browser setup run test lint fmt bench conformance

@@ -149,3 +149,32 @@ def open_case(db: Database, actor: Actor, instance_id: int) -> InstanceView:
                 "您未参与此流程，无权查看 / you may not read a case you have no part in"
             )
     return get_instance(db, instance_id)
+
+
+@dataclass(frozen=True)
+class Diagram:
+    """A case's BPMN diagram with what is done and what waits now, for the viewer's highlights."""
+
+    bpmn_xml: str
+    completed: tuple[str, ...]
+    current: tuple[str, ...]
+
+
+def diagram_of(db: Database, actor: Actor, instance_id: int) -> Diagram:
+    """:raise NotFoundError: :raise PermissionDeniedError: (audited), as ``open_case``."""
+    open_case(db, actor, instance_id)
+    with db.read() as session:
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
+        definition = caches.of(db).load_definition(session, instance.definition_id)
+        xml = session.scalar(
+            select(ProcessDefinition.bpmn_xml).where(ProcessDefinition.id == instance.definition_id)
+        )
+        workflow = bpmn.load_state(definition.compiled, instance.state)
+        current = session.scalars(
+            select(HumanTask.bpmn_id).where(
+                HumanTask.instance_id == instance_id, HumanTask.status == OPEN
+            )
+        ).all()
+    return Diagram(xml or "", tuple(sorted(bpmn.completed_bpmn_ids(workflow))), tuple(current))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
+from playwright.sync_api import Browser
 from sqlalchemy import text
 
 from engine import clock, identity, operators, registry
@@ -195,3 +196,25 @@ def opsflow() -> Callable[..., Result]:
     from engine import cli
 
     return lambda *args: CliRunner().invoke(cli.main, [str(a) for a in args])
+
+
+# --- the browser (Debian's chromium through Playwright; never a downloaded one) ---
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the session (``make setup`` installs it and node_modules)."""
+    from playwright.sync_api import sync_playwright
+
+    for need, fix in (
+        (CHROMIUM, "apt-get install chromium"),
+        (PROJECT_ROOT / "node_modules", "npm ci"),
+    ):
+        if not need.exists():
+            pytest.fail(f"{need} is missing: run `make setup` ({fix})")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield chromium
+        chromium.close()

@@ -26,7 +26,7 @@ def create_app(
     settings: Settings | None = None, *, db: Database | None = None, **config: Any
 ) -> Flask:
     """The app for ``settings`` (from the environment when None); ``config`` overrides Flask settings."""
-    from webapp import account, api, auth, cases, catalogue, errors, i18n, inbox, tasks
+    from webapp import account, api, assets, auth, cases, catalogue, errors, i18n, inbox, tasks
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -39,6 +39,7 @@ def create_app(
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         RATELIMIT_STORAGE_URI="memory://",
+        INBOX_REFRESH_SECONDS=10,  # the inbox list refreshes itself this often (htmx)
     )
     app.config.update(config)
     app.extensions["opsflow_db"] = db or Database(settings.database_url)
@@ -46,7 +47,7 @@ def create_app(
     auth.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
-    for module in (auth, inbox, tasks, cases, catalogue, account):
+    for module in (auth, inbox, tasks, cases, catalogue, account, assets):
         app.register_blueprint(module.bp)
     api.init_app(app)
     auth.limit_logins(app)

@@ -23,7 +23,14 @@ csrf = CSRFProtect()
 LOGIN_LIMIT = "10 per minute"
 
 PUBLIC_ENDPOINTS = frozenset(
-    {"auth.login", "static", "i18n.choose_language", "api-docs.openapi_json"}
+    {
+        "auth.login",
+        "static",
+        "assets.file",
+        "assets.package_file",
+        "i18n.choose_language",
+        "api-docs.openapi_json",
+    }
 )
 
 

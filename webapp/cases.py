@@ -22,6 +22,12 @@ def show(case_id: int) -> ResponseReturnValue:
     return render_template("case.html", case=instance_view.open_case(db(), actor(), case_id))
 
 
+@bp.get("/cases/<int:case_id>/diagram")
+def diagram(case_id: int) -> ResponseReturnValue:
+    found = instance_view.diagram_of(db(), actor(), case_id)
+    return {"bpmn_xml": found.bpmn_xml, "completed": found.completed, "current": found.current}
+
+
 @bp.post("/cases/<int:case_id>/comments")
 def comment(case_id: int) -> ResponseReturnValue:
     comments.add(db(), actor(), case_id, request.form.get("text", ""))

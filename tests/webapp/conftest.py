@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from playwright.sync_api import Browser, BrowserContext, Page
+from werkzeug.serving import make_server
 
 from engine.config import Settings
 from engine.db import Database
@@ -41,3 +45,55 @@ def login(app: Flask) -> Callable[[str], FlaskClient]:
         return client
 
     return _login
+
+
+# --- a live server and browser pages (Playwright on Debian's chromium) ---
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The app served on a free local port in a thread; yields its base URL."""
+    app.config["INBOX_REFRESH_SECONDS"] = 1
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for number, page in enumerate(getattr(item, "pages", [])):
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{item.name}-{number}.png"), full_page=True)
+
+
+@pytest.fixture
+def new_page(browser: Browser, live_server: str, request: pytest.FixtureRequest):
+    """``new_page("sales1")``: a page in a context of its own, logged in; screenshots on failure."""
+    contexts: list[BrowserContext] = []
+    request.node.pages = []
+
+    def _new_page(username: str | None = None) -> Page:
+        context = browser.new_context(base_url=live_server, locale="zh-CN")
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        request.node.pages.append(page)
+        if username:
+            page.goto("/login")
+            page.fill("#username", username)
+            page.fill("#password", f"{username}-demo-2026")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{live_server}/")
+        return page
+
+    yield _new_page
+    for context in contexts:
+        context.close()

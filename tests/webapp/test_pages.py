@@ -178,3 +178,34 @@ def test_a_task_is_delegated_to_a_colleague_with_the_same_role(db, login, actor)
     assert 'option value="ddm2"' in page
     client.post(f"/tasks/{task_id}/delegate", data={"to": "ddm2", "csrf_token": client.csrf})
     assert inbox.get_task(db, task_id).assignee_id == actor("ddm2").id
+
+
+def test_front_end_packages_come_from_node_modules_and_nothing_else(app: Flask) -> None:
+    client = app.test_client()
+
+    def status(path: str) -> int:
+        with client.get(path) as response:  # closes the file it streams
+            return response.status_code
+
+    assert status("/assets/htmx.min.js") == 200
+    assert status("/assets/pico.min.css") == 200
+    assert status("/assets/bpmn-js/bpmn-js.css") == 200
+    assert status("/assets/package.json") == 404
+    assert status("/assets/bpmn-js/../../../package.json") == 404
+
+
+def test_the_case_diagram_knows_what_is_done_and_what_waits(db, login, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
+    diagram = login("sales1").get(f"/cases/{case.id}/diagram").get_json()
+    assert diagram["bpmn_xml"].startswith("<?xml")
+    assert {"submit_claim", "check_claim", "decide_chain"} <= set(diagram["completed"])
+    assert diagram["current"] == ["approve_ddm"]
+    assert login("cs1").get(f"/cases/{case.id}/diagram").status_code == 403
+
+
+def test_the_inbox_refreshes_its_list_and_counts_in_place(login) -> None:
+    client = login("ddm1")
+    partial = client.get("/?tab=claimable", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in partial
+    assert 'id="count-claimable" hx-swap-oob="true"' in partial

@@ -1,0 +1,100 @@
+"""The web app in a real browser, as people use it (Playwright driving Debian's chromium)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from engine import runtime
+from tests.conftest import history_types, open_task
+from tests.expense_claims import claim_data
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.usefixtures("frozen_clock"),
+    pytest.mark.parametrize("db", ["sqlite"], indirect=True),  # a threaded server on one file
+]
+
+
+def fill_claim(page, purpose: str) -> None:
+    data = claim_data()
+    page.fill("#cost_center", data["cost_center"])
+    page.select_option("#category", data["category"])
+    page.fill("#amount", data["amount"])
+    page.fill("#incurred_date", data["incurred_date"])
+    page.fill("#purpose", purpose)
+    row = data["invoices"][0]
+    for column in ("invoice_no", "date", "amount"):
+        page.fill(f"#invoices-0-{column}", row[column])
+    page.fill("#payee_account", data["payee_account"])
+    page.set_input_files(
+        "#attachments",
+        files=[{"name": "发票.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7\n%%EOF\n"}],
+    )
+
+
+def test_a_claim_is_started_corrected_and_lands_in_the_approvers_queue_live(new_page) -> None:
+    approver = new_page("ddm1")
+    approver.click("text=待认领")
+    expect(approver.locator("#count-claimable")).to_have_text("0")
+
+    seller = new_page("sales1")
+    seller.click("text=发起流程")
+    seller.locator("tr", has_text="费用报销").get_by_role("button", name="发起").click()
+    expect(seller.get_by_role("heading", name="填写报销单")).to_be_visible()
+    fill_claim(seller, "短")
+    seller.get_by_role("button", name="提交").click()
+    expect(seller.locator("[data-field=purpose] .field-error")).to_contain_text("至少")
+    expect(seller.locator("#payee_account")).to_have_value("6222020200112233445")  # input kept
+    fill_claim(seller, "赴上海参加保险公司产品培训的差旅费用")
+    seller.get_by_role("button", name="提交").click()
+    expect(seller.locator(".flash")).to_contain_text("任务已完成")
+
+    # the approver's open page picks the new task up by itself, without a reload
+    expect(approver.locator("#count-claimable")).to_have_text("1", timeout=8000)
+    expect(approver.locator("#task-list")).to_contain_text("副经理审批")
+    approver.locator("#task-list a", has_text="副经理审批").click()
+    approver.get_by_role("button", name="认领").click()
+    approver.select_option("#decision", "同意")
+    approver.get_by_role("button", name="提交").click()
+    expect(approver.locator(".flash")).to_contain_text("任务已完成")
+
+
+def test_a_task_of_another_role_is_refused_by_url_and_the_attempt_audited(
+    db, actor, new_page
+) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
+    task_id = open_task(db, case.id, "approve_ddm")
+    for step in ("approve_ddm", "finance_review"):
+        if step == "finance_review":
+            runtime.claim_task(db, actor("ddm1"), task_id)
+            runtime.complete_task(db, actor("ddm1"), task_id, {"decision": "同意"})
+            task_id = open_task(db, case.id, step)
+    page = new_page("cs1")
+    response = page.goto(f"/tasks/{task_id}")
+    assert response is not None
+    assert response.status == 403
+    expect(page.get_by_role("heading", name="无权访问")).to_be_visible()
+    assert history_types(db, case.id)[-1] == "permission_denied"
+
+
+def test_the_language_switch_works_and_is_remembered(new_page) -> None:
+    page = new_page("cs1")
+    expect(page.get_by_role("link", name="我的任务")).to_be_visible()
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("link", name=re.compile("My tasks"))).to_be_visible()
+    page.goto("/start")
+    expect(page.get_by_role("heading", name="Start a process")).to_be_visible()
+
+
+def test_the_diagram_highlights_the_current_task(db, actor, new_page) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
+    page = new_page("sales1")
+    page.goto(f"/cases/{case.id}")
+    expect(page.locator("#diagram[data-ready=true]")).to_be_attached()
+    expect(page.locator('#diagram [data-element-id="approve_ddm"].current')).to_be_attached()
+    expect(page.locator('#diagram [data-element-id="submit_claim"].done')).to_be_attached()
