@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from engine import clock
 from engine.config import PROJECT_ROOT, Settings
@@ -42,6 +43,7 @@ def create_app(
         INBOX_REFRESH_SECONDS=10,  # the inbox list refreshes itself this often (htmx)
     )
     app.config.update(config)
+    app.url_map.converters["id"] = RowId
     app.extensions["opsflow_db"] = db or Database(settings.database_url)
     app.extensions["opsflow_settings"] = settings
     auth.init_app(app)
@@ -53,6 +55,13 @@ def create_app(
     auth.limit_logins(app)
     app.context_processor(lambda: {"now": clock.now()})
     return app
+
+
+class RowId(IntegerConverter):
+    """A row id in a URL: 1 up to the databases' 64-bit integer limit (larger ones are 404s)."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, min=1, max=2**63 - 1)
 
 
 def _secret_key(settings: Settings) -> str:

@@ -24,7 +24,7 @@ def create_token() -> ResponseReturnValue:
     return render_template("tokens.html", tokens=listed, created=created), 201
 
 
-@bp.post("/settings/tokens/<int:token_id>/revoke")
+@bp.post("/settings/tokens/<id:token_id>/revoke")
 def revoke_token(token_id: int) -> ResponseReturnValue:
     api_tokens.revoke(db(), actor(), token_id)
     flash(_("令牌已撤销"))

@@ -156,7 +156,7 @@ class Tasks(MethodView):
         )
 
 
-@bp.route("/tasks/<int:task_id>/claim", methods=["POST"])
+@bp.route("/tasks/<id:task_id>/claim", methods=["POST"])
 @bp.response(200, TaskSchema)
 @bp.doc(security=[BEARER])
 def claim(task_id: int) -> inbox.TaskRow | None:
@@ -165,7 +165,7 @@ def claim(task_id: int) -> inbox.TaskRow | None:
     return inbox.get_task(db(), task_id)
 
 
-@bp.route("/tasks/<int:task_id>/complete", methods=["POST"])
+@bp.route("/tasks/<id:task_id>/complete", methods=["POST"])
 @bp.arguments(CompleteSchema)
 @bp.response(200, InstanceSchema)
 @bp.doc(security=[BEARER])
@@ -185,7 +185,7 @@ def start(body: dict[str, Any]) -> Any:
     return catalogue.start(db(), api_actor(), body["key"], business_key=body["business_key"])
 
 
-@bp.route("/instances/<int:instance_id>")
+@bp.route("/instances/<id:instance_id>")
 @bp.response(200, CaseSchema)
 @bp.doc(security=[BEARER])
 def instance(instance_id: int) -> dict[str, Any]:

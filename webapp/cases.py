@@ -17,18 +17,18 @@ def index() -> ResponseReturnValue:
     return render_template("cases.html", cases=instance_view.cases_of(db(), actor()))
 
 
-@bp.get("/cases/<int:case_id>")
+@bp.get("/cases/<id:case_id>")
 def show(case_id: int) -> ResponseReturnValue:
     return render_template("case.html", case=instance_view.open_case(db(), actor(), case_id))
 
 
-@bp.get("/cases/<int:case_id>/diagram")
+@bp.get("/cases/<id:case_id>/diagram")
 def diagram(case_id: int) -> ResponseReturnValue:
     found = instance_view.diagram_of(db(), actor(), case_id)
     return {"bpmn_xml": found.bpmn_xml, "completed": found.completed, "current": found.current}
 
 
-@bp.post("/cases/<int:case_id>/comments")
+@bp.post("/cases/<id:case_id>/comments")
 def comment(case_id: int) -> ResponseReturnValue:
     comments.add(db(), actor(), case_id, request.form.get("text", ""))
     flash(_("评论已添加"))

@@ -54,7 +54,7 @@ def save_filter() -> ResponseReturnValue:
     return redirect(url_for("inbox.index", **query))
 
 
-@bp.post("/filters/<int:filter_id>/delete")
+@bp.post("/filters/<id:filter_id>/delete")
 def delete_filter(filter_id: int) -> ResponseReturnValue:
     inbox.delete_filter(db(), actor(), filter_id)
     return redirect(url_for("inbox.index"))
@@ -67,7 +67,7 @@ def _back() -> ResponseReturnValue:
     )
 
 
-@bp.post("/tasks/<int:task_id>/claim")
+@bp.post("/tasks/<id:task_id>/claim")
 def claim(task_id: int) -> ResponseReturnValue:
     runtime.claim_task(db(), actor(), task_id)
     flash(_("已认领任务"))
@@ -85,14 +85,14 @@ def claim_many() -> ResponseReturnValue:
     return redirect(url_for("inbox.index", tab=inbox.MINE))
 
 
-@bp.post("/tasks/<int:task_id>/unclaim")
+@bp.post("/tasks/<id:task_id>/unclaim")
 def unclaim(task_id: int) -> ResponseReturnValue:
     runtime.unclaim_task(db(), actor(), task_id)
     flash(_("已退回任务"))
     return _back()
 
 
-@bp.post("/tasks/<int:task_id>/delegate")
+@bp.post("/tasks/<id:task_id>/delegate")
 def delegate(task_id: int) -> ResponseReturnValue:
     runtime.delegate_task(db(), actor(), task_id, request.form.get("to", "").strip())
     flash(_("已转交任务"))

@@ -16,7 +16,7 @@ from webapp.i18n import _, engine_text, language
 bp = Blueprint("tasks", __name__)
 
 
-@bp.get("/tasks/<int:task_id>")
+@bp.get("/tasks/<id:task_id>")
 def show(task_id: int) -> ResponseReturnValue:
     view = task_view.open_task(db(), actor(), task_id)
     values = drafts.load(db(), actor(), task_id) if view.open else None
@@ -25,7 +25,7 @@ def show(task_id: int) -> ResponseReturnValue:
     )
 
 
-@bp.post("/tasks/<int:task_id>")
+@bp.post("/tasks/<id:task_id>")
 def complete(task_id: int) -> ResponseReturnValue:
     view = task_view.open_task(db(), actor(), task_id)
     data = form_input.parse(view.form, request.form)
