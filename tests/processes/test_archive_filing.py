@@ -17,6 +17,7 @@ from engine import audit, identity, inbox, runtime, timers
 from engine.clock import FrozenClock
 from engine.db import Database
 from engine.errors import InvalidInputError, PermissionDeniedError
+from engine.models import ArchiveItem
 from tests.conftest import history_types, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
@@ -420,3 +421,33 @@ def test_every_step_restores_the_case_from_storage(db, actor) -> None:
     ]
     assert data["retention_until"] == "2056-01-01"
     assert completed(db, case_id) == [(u, t) for u, t, _ in steps]
+
+
+def test_accepted_items_enter_the_catalogue_and_come_up_for_destruction_when_due(db, actor) -> None:
+    # system logs from 31 August 2025 are kept 6 months: due on 2026-02-28, before "today"
+    logs = item("系统日志", category="管理档案", retention_start_date="2025-08-31")
+    logs_id = file_item(db, actor, "ops1", logs)
+    work(db, actor("arc1"), logs_id, "accept_item", ACCEPT | {"archive_no": "GL-2025-0001"})
+    report_id = file_item(db, actor, "acc1", item("年度财务报告"))
+    work(db, actor("acc1"), report_id, "transfer_accounting")
+    work(db, actor("arc1"), report_id, "accept_item", ACCEPT | {"archive_no": "KJ-2025-0009"})
+    assert runtime.get_instance(db, logs_id).data["catalogued"] == {"registered": ["GL-2025-0001"]}
+    with db.read() as session:
+        logs_row = session.get(ArchiveItem, "GL-2025-0001")
+        report_row = session.get(ArchiveItem, "KJ-2025-0009")
+        assert logs_row is not None
+        assert report_row is not None
+        assert (logs_row.retention_until, logs_row.permanent) == ("2026-02-28", False)
+        assert (logs_row.category, logs_row.location) == ("管理档案", ACCEPT["storage_location"])
+        assert (report_row.retention_until, report_row.permanent) == (None, True)
+    called = [
+        e for e in runtime.get_instance(db, logs_id).history if e["type"] == "operator_called"
+    ]
+    assert [(e["task_id"], e["payload"]["operator"]) for e in called] == [
+        ("catalogue_item", "archive_register")
+    ]
+    # the yearly destruction run lists the expired logs, never the permanent report
+    run = runtime.start_instance(db, actor("arc1"), "archive_destruction")
+    due = [c["archive_no"] for c in runtime.get_instance(db, run.id).data["destruction_candidates"]]
+    assert "GL-2025-0001" in due
+    assert "KJ-2025-0009" not in due
