@@ -65,7 +65,7 @@ def check(
     try:
         foreign = bpmn.foreign_constructs(files.bpmn_xml, files.source)
         called = _called_xml(session, files)
-        dmn = _referenced_dmn(files)
+        dmn = _process_dmn(session, files)
         compiled = bpmn.compile_process(files.bpmn_xml, files.source, dmn, called)
     except InvalidDefinitionError as exc:
         # a foreign construct usually explains why the library could not parse the file
@@ -141,6 +141,30 @@ def _xml_of(session: Session, pins: Mapping[str, int]) -> dict[str, str]:
 def bpmn_problem(source: str, element_id: str | None, message: str) -> InvalidDefinitionError:
     problem = DefinitionProblem(source, element_id, message)
     return InvalidDefinitionError(str(problem), [problem])
+
+
+def _process_dmn(session: Session, files: ProcessFiles) -> dict[str, str]:
+    """The DMN files the process runs: its own decisions' and those its called processes pinned.
+
+    A called process's business rule tasks run inside the caller's workflow, so the caller's
+    version carries their tables too (as the callees were deployed). Two different tables under
+    one file name cannot both run: that is refused.
+    """
+    own = _referenced_dmn(files)
+    merged = dict(own)
+    for key, definition_id in _pins(session, files).items():
+        definition = session.get(ProcessDefinition, definition_id)
+        for name, xml in (definition.dmn_files if definition else {}).items():
+            if merged.setdefault(name, xml) != xml:
+                raise bpmn_problem(
+                    files.source,
+                    key,
+                    (
+                        f"被调用流程 {key} 使用的 {name} 与本流程的不同，请先重新部署 {key} / the called "
+                        f"process {key} runs another version of {name}: deploy {key} again first"
+                    ),
+                )
+    return merged
 
 
 def _referenced_dmn(files: ProcessFiles) -> dict[str, str]:
@@ -288,7 +312,7 @@ def deploy(session: Session, actor: Actor, files: ProcessFiles) -> DeployedVersi
         raise InvalidDefinitionError(
             f"{files.source}: {len(problems)} 个问题 / problem(s)", problems
         )
-    dmn = _referenced_dmn(files)
+    dmn = _process_dmn(session, files)
     used_forms = _used_forms(compiled, files)
     pins = _pins(session, files)
     digest = bpmn.bundle_digest(

@@ -698,3 +698,36 @@ def test_a_bad_assignee_does_not_hide_a_bad_deadline(db) -> None:
     assert messages[0].startswith("assignee: ")
     assert messages[1].startswith("deadline: ")
     assert "{" not in messages[0]  # plain text, not a printed dict
+
+
+BANDS_DMN = """<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="bands" namespace="https://opsflow.test">
+  <decision id="bands" name="bands">
+    <decisionTable id="t" hitPolicy="UNIQUE">
+      <input id="i" label="x"><inputExpression id="ie" typeRef="integer"><text>x</text></inputExpression></input>
+      <output id="o" label="band" name="band" typeRef="string"/>
+      <rule id="r1"><inputEntry id="r1i"><text>&lt; 10</text></inputEntry><outputEntry id="r1o"><text>"small"</text></outputEntry></rule>
+      <rule id="r2"><inputEntry id="r2i"><text>&gt;= 10</text></inputEntry><outputEntry id="r2o"><text>"large"</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+</definitions>
+"""
+
+
+def test_a_called_process_runs_its_decision_table_inside_the_caller(db, actor) -> None:
+    callee = process(
+        ("classify", '<bpmn:businessRuleTask id="classify"><bpmn:extensionElements>'
+         "<spiffworkflow:calledDecisionId>bands</spiffworkflow:calledDecisionId>"
+         "</bpmn:extensionElements></bpmn:businessRuleTask>"),
+        key="banding",
+    )  # fmt: skip
+    caller = process(
+        ("call", '<bpmn:callActivity id="call" calledElement="banding"/>'),
+        user_task("look", role="OPS"),
+        key="caller",
+    )
+    deploy(db, registry.ProcessFiles("banding.bpmn", callee, {"bands.dmn": BANDS_DMN}, FORMS))
+    version = deploy(db, registry.ProcessFiles("caller.bpmn", caller, {}, FORMS))
+    assert version.key == "caller"
+    case = runtime.start_instance(db, actor("ops1"), "caller", data={"x": 12})
+    assert runtime.get_instance(db, case.id).data["band"] == "large"
