@@ -45,7 +45,10 @@ fmt: setup  ## ruff --fix and format
 bench: setup  ## the engine benchmark (ratios and medians)
 	$(PY) bench/engine.py
 
+screenshots: setup  ## the README's screenshots of the inbox, a task page and a case page (docs/img)
+	$(PY) docs/screenshots.py
+
 conformance: setup  ## deploy and run ../shared/conformance; writes docs/conformance.md
 	$(BIN)/opsflow conformance ../shared/conformance --report docs/conformance.md
 
-.PHONY: help browser setup run test lint fmt bench conformance
+.PHONY: help browser setup run test lint fmt bench conformance screenshots

@@ -62,6 +62,62 @@ def test_a_claim_is_started_corrected_and_lands_in_the_approvers_queue_live(new_
     expect(approver.locator(".flash")).to_contain_text("任务已完成")
 
 
+def test_a_sale_is_started_corrected_and_reaches_operations_without_a_reload(new_page) -> None:
+    operations = new_page("ops1")
+    operations.click("text=待认领")
+    expect(operations.locator("#count-claimable")).to_have_text("0")
+
+    seller = new_page("sales1")
+    seller.click("text=发起流程")
+    seller.locator("tr", has_text="客户开发与销售").get_by_role("button", name="发起").click()
+    expect(seller.get_by_role("heading", name="登记线索")).to_be_visible()
+    seller.fill("#customer_name", "王秀英")
+    seller.fill("#mobile", "1391234")  # too short
+    seller.select_option("#channel", "线下活动")
+    seller.select_option("#pi_notice_given", "是")
+    seller.check("#contact_consent")
+    seller.get_by_role("button", name="提交").click()
+    expect(seller.locator("[data-field=mobile] .field-error")).to_contain_text("手机号")
+    expect(seller.locator("#customer_name")).to_have_value("王秀英")  # the input stays
+    seller.fill("#mobile", "13912345678")
+    seller.get_by_role("button", name="提交").click()
+    expect(seller.locator(".flash")).to_contain_text("任务已完成")
+
+    seller.locator("#task-list a", has_text="需求分析").click()
+    for need in ("重疾", "医疗"):
+        seller.check(f"input[name=needs][value={need}]")
+    seller.select_option("#risk_profile", "稳健")
+    seller.fill("#annual_income", "96000")
+    seller.fill("#affordable_annual_premium", "12000")
+    seller.fill("#existing_similar_cover", "无")
+    seller.get_by_role("button", name="提交").click()
+    seller.locator("#task-list a", has_text="方案设计").click()
+    for field, value in (
+        ("product_code", "CI-20-A"), ("product_name", "安康重大疾病保险"), ("insurer", "平安人寿"),
+        ("term_years", "20"), ("sum_insured", "200000"), ("premium", "8600"), ("pay_years", "10"),
+    ):  # fmt: skip
+        seller.fill(f"#{field}", value)
+    seller.select_option("#category", "长期健康")
+    seller.select_option("#sales_channel", "线下")
+    seller.select_option("#pay_mode", "年缴")
+    seller.get_by_role("button", name="提交").click()
+    expect(seller.locator(".flash")).to_contain_text("方案设计")
+
+    # the operations page, open all along, shows the plan review by itself
+    expect(operations.locator("#count-claimable")).to_have_text("1", timeout=8000)
+    operations.locator("#task-list a", has_text="方案复核").click()
+    operations.get_by_role("button", name="认领").click()
+    for check in (
+        "in_authorised_scope",
+        "seller_grade_allows",
+        "terms_rates_approved",
+        "plan_approved",
+    ):
+        operations.check(f"#{check}")
+    operations.get_by_role("button", name="提交").click()
+    expect(operations.locator(".flash")).to_contain_text("方案复核")
+
+
 def test_a_task_of_another_role_is_refused_by_url_and_the_attempt_audited(
     db, actor, new_page
 ) -> None:
