@@ -86,6 +86,7 @@ class Filters:
     process: str | None = None  # process key
     search: str | None = None  # business key or case title contains
     due: str | None = None  # overdue | today | week
+    sort: str = "due"  # due (soonest first, undated last) | created (oldest first)
 
 
 def _select(what: Any, actor: Actor, tab: str, filters: Filters, now: datetime) -> Select[Any]:
@@ -129,12 +130,15 @@ def list_tasks(
     tasks latest first. The page's ids are read in index order from human_task alone, then
     only those rows are joined with their case and process.
     """
+    filters = filters or Filters()
     order: tuple[Any, ...] = (
         (HumanTask.completed_at.desc(), HumanTask.id.desc())
         if tab == DONE
+        else (HumanTask.id,)
+        if filters.sort == "created"
         else (HumanTask.sort_due_at, HumanTask.id)
     )
-    page = _select(HumanTask.id, actor, tab, filters or Filters(), clock.now())
+    page = _select(HumanTask.id, actor, tab, filters, clock.now())
     with db.read() as session:
         ids = session.scalars(page.order_by(*order).limit(limit).offset(offset)).all()
         if not ids:
@@ -173,7 +177,7 @@ def get_task(db: Database, task_id: int) -> TaskRow | None:
 
 # --- saved filters ---
 
-QUERY_KEYS = ("tab", "process", "q", "due")
+QUERY_KEYS = ("tab", "process", "q", "due", "sort")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ def _filters() -> inbox.Filters:
         process=args.get("process") or None,
         search=(args.get("q") or "").strip()[:100] or None,
         due=args.get("due") if args.get("due") in ("overdue", "today", "week") else None,
+        sort="created" if args.get("sort") == "created" else "due",
     )
 
 

@@ -209,3 +209,43 @@ def test_the_inbox_refreshes_its_list_and_counts_in_place(login) -> None:
     partial = client.get("/?tab=claimable", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "<html" not in partial
     assert 'id="count-claimable" hx-swap-oob="true"' in partial
+
+
+@pytest.mark.parametrize(
+    ("username", "may_start", "may_not_start"),
+    [
+        ("sales1", {"sales", "expense_reimbursement"}, {"complaint", "claims_assistance"}),
+        ("cs1", {"complaint", "claims_assistance", "expense_reimbursement"}, {"sales"}),
+        ("arc1", {"archive_destruction", "archive_access"}, {"sales", "complaint"}),
+        ("acc1", {"expense_reimbursement", "archive_access"}, {"sales", "archive_destruction"}),
+    ],
+)
+def test_each_role_sees_and_may_start_only_its_own_processes(
+    db, login, username: str, may_start: set[str], may_not_start: set[str]
+) -> None:
+    client = login(username)
+    page = client.get("/start").get_data(as_text=True)
+    for key in may_start:
+        assert f"/start/{key}" in page
+    for key in may_not_start:
+        assert f"/start/{key}" not in page
+        refused = client.post(f"/start/{key}", data={"csrf_token": client.csrf})
+        assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["dm", "ddm1", "ops1", "sales1", "cs1", "acc1", "cash1", "arc1", "cmp1", "hr1", "gm", "po1"],
+)
+def test_every_role_has_its_inbox_cases_and_settings(login, username: str) -> None:
+    client = login(username)
+    for path in (
+        "/",
+        "/?tab=claimable",
+        "/?tab=done&sort=created",
+        "/cases",
+        "/start",
+        "/settings/tokens",
+        "/password",
+    ):
+        assert client.get(path).status_code == 200, path
