@@ -596,6 +596,7 @@ SAFE_HELPERS: Mapping[str, Any] = MappingProxyType(
         "add_workdays": script_helpers.add_workdays,
         "deadline": script_helpers.deadline,
         "now": script_helpers.now,
+        "sha256_json": script_helpers.sha256_json,
         "today": script_helpers.today,
     }
 )

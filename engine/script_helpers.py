@@ -10,6 +10,8 @@ uses and tests move. Python's own ``datetime.now()`` stays forbidden in scripts.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
@@ -91,6 +93,21 @@ def deadline(start: date | str, spec: str) -> str:
             f"deadline() needs a text spec such as '15 days', not {type(spec).__name__}"
         )
     return workdays.deadline_from(_as_datetime(start), spec).isoformat()
+
+
+def sha256_json(value: object) -> str:
+    """The SHA-256 of ``value`` as canonical JSON (sorted keys, no spaces, UTF-8; dates and
+    decimals as text): a fingerprint of a list or record that any copy can be checked against."""
+    text = json.dumps(
+        value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_json_text
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_text(value: object) -> str:
+    if isinstance(value, date | Decimal):
+        return value.isoformat() if isinstance(value, date) else format(value, "f")
+    raise TypeError(f"sha256_json() cannot fingerprint a {type(value).__name__}")
 
 
 def now() -> str:

@@ -593,7 +593,7 @@ def test_safe_helpers_are_the_whitelist() -> None:
         "Decimal", "date", "datetime", "timedelta", "timezone", "round", "len", "min", "max",
         "sum", "abs", "int", "float", "str", "bool", "list", "dict", "set", "tuple", "sorted",
         "any", "all", "range", "enumerate", "zip", "isinstance", "quantize2", "days_between",
-        "add_days", "add_workdays", "deadline", "now", "today",
+        "add_days", "add_workdays", "deadline", "now", "today", "sha256_json",
     }  # fmt: skip
     assert set(SAFE_HELPERS) == expected
     with pytest.raises(TypeError):
@@ -608,6 +608,14 @@ def test_now_and_today_read_the_engine_clock_in_china_time() -> None:
         assert evaluate("today()", {}) == "2026-04-01"
     finally:
         clock.use(None)
+
+
+def test_sha256_json_fingerprints_a_record_whatever_its_key_order() -> None:
+    first = evaluate("sha256_json({'b': [1, 2], 'a': d})", {"d": date(2026, 3, 2)})
+    again = evaluate("sha256_json({'a': '2026-03-02', 'b': [1, 2]})", {})
+    assert first == again
+    assert len(first) == 64
+    assert evaluate("sha256_json([1, 2])", {}) != evaluate("sha256_json([2, 1])", {})
 
 
 def test_the_system_clock_stays_out_of_reach() -> None:

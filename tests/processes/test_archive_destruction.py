@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine import audit, catalogue, identity, inbox, registry, runtime, timers
+from engine import audit, catalogue, identity, inbox, registry, runtime, script_helpers, timers
 from engine.clock import FrozenClock
 from engine.db import Database
 from engine.errors import PermissionDeniedError
@@ -247,12 +247,15 @@ def test_due_files_are_appraised_listed_signed_counted_destroyed_and_the_list_fi
     assert state["KJ-2014-0004"] == state["YW-2015-0021"] == (False, False)
     assert state["XH-2026-01"] == (False, True)  # the list itself, kept permanently
     view = runtime.get_instance(db, case_id)
-    assert view.data["destruction_record"] | {"destroyed_at": None} == {
+    record = view.data["destruction_record"]
+    assert record | {"destroyed_at": None, "list_sha256": None} == {
         "list_no": "XH-2026-01", "list_version": 1, "destroyed": sorted(VOLUMES),
         "destroyed_at": None, "volume_total": 9, "blocked_by_hold": [],
         "kept_by_appraisal": ["YW-2015-0021"], "unsettled_kept_apart": ["KJ-2014-0004"],
-        "refusals": 0,
+        "refusals": 0, "list_sha256": None,
     }  # fmt: skip
+    # the fingerprint of the final list as signed: any copy of the list can be checked against it
+    assert record["list_sha256"] == script_helpers.sha256_json(view.data["destruction_items"])
     # Audit (P8d): the rule and version, the opinions, each signature, the supervisors, the list
     started = next(e for e in view.history if e["type"] == "instance_started")["payload"]
     assert started["version"] >= 1
