@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from engine import runtime
 from tests.conftest import history_types, open_task
 from tests.expense_claims import claim_data
+from tests.processes.test_sales import drive, start
 
 pytestmark = [
     pytest.mark.browser,
@@ -154,3 +155,18 @@ def test_the_diagram_highlights_the_current_task(db, actor, new_page) -> None:
     expect(page.locator("#diagram[data-ready=true]")).to_be_attached()
     expect(page.locator('#diagram [data-element-id="approve_ddm"].current')).to_be_attached()
     expect(page.locator('#diagram [data-element-id="submit_claim"].done')).to_be_attached()
+
+
+def test_a_conditional_field_shows_only_while_its_condition_holds(db, actor, new_page) -> None:
+    case_id = start(db, actor)
+    drive(db, actor, case_id, until="kyc")
+    page = new_page("sales1")
+    page.goto(f"/tasks/{open_task(db, case_id, 'kyc')}")
+    passport_no = page.locator("[data-field=other_id_no]")
+    resident_no = page.locator("[data-field=id_no]")
+    page.select_option("#id_type", "居民身份证")
+    expect(resident_no).to_be_visible()
+    expect(passport_no).to_be_hidden()
+    page.select_option("#id_type", "护照")
+    expect(passport_no).to_be_visible()
+    expect(resident_no).to_be_hidden()
