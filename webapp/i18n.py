@@ -15,7 +15,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Blueprint, Flask, redirect, request, session
 from flask.typing import ResponseReturnValue
-from flask_babel import Babel, format_decimal, get_locale
+from flask_babel import Babel, format_currency, format_datetime, get_locale
 from flask_babel import gettext as _
 
 from engine.workdays import CHINA_TZ
@@ -72,18 +72,18 @@ def engine_text(message: object) -> str:
 
 
 def when(value: Any) -> str:
-    """A time in China time, as people write it: 2026-03-02 09:00."""
+    """A time in China time, written the reader's way: 2026/3/2 09:00, or 3/2/26, 9:00 AM."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if not isinstance(value, datetime):
         return "" if value is None else str(value)
-    if value.tzinfo is not None:
-        value = value.astimezone(CHINA_TZ)
-    return value.strftime("%Y-%m-%d %H:%M")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=CHINA_TZ)
+    return format_datetime(value, "short")
 
 
 def money(value: Any) -> str:
-    """CNY with two decimals, grouped for the locale: ¥12,000.00."""
+    """CNY with two decimals, grouped for the reader's locale: ¥12,000.00."""
     if value in (None, ""):
         return ""
-    return "¥" + format_decimal(Decimal(str(value)), format="#,##0.00")
+    return format_currency(Decimal(str(value)), "CNY")

@@ -249,3 +249,15 @@ def test_every_role_has_its_inbox_cases_and_settings(login, username: str) -> No
         "/password",
     ):
         assert client.get(path).status_code == 200, path
+
+
+def test_times_and_amounts_are_written_the_readers_way(db, login, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
+    client = login("ddm1")
+    # due 5 working days after Monday 2 March: the end of Monday 9 March, China time
+    assert "2026/3/9 23:59" in client.get("/?tab=claimable").get_data(as_text=True)
+    assert "¥800.00" in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    client.post("/language", data={"language": "en", "next": "/", "csrf_token": client.csrf})
+    assert "3/9/26, 11:59\u202fPM" in client.get("/?tab=claimable").get_data(as_text=True)
+    assert "CN¥800.00" in client.get(f"/cases/{case.id}").get_data(as_text=True)
