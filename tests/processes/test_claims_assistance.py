@@ -519,6 +519,7 @@ def test_the_insurers_message_is_checked_against_its_form_and_must_be_awaited(db
 def test_benefits_go_to_the_insured_or_a_beneficiary_only(
     db, actor, frozen_clock: FrozenClock, policy_no: str, changes: dict[str, Any], problem: str
 ) -> None:
+    changes = dict(changes)  # the parameter is shared by both databases' runs
     claim_type = changes.pop("claim_type", "重疾")
     case_id = register(db, actor, policy_no, claim_type=claim_type,
                        insurer_notified_at="2026-03-02T08:30:00+08:00")  # fmt: skip
