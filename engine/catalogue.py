@@ -34,6 +34,11 @@ def catalogue(db: Database, actor: Actor) -> list[Startable]:
     )
 
 
+def processes(db: Database) -> list[tuple[str, str]]:
+    """(key, name) of every deployed process, by name (the inbox's process filter)."""
+    return sorted(((e.key, e.name) for e in _latest(db)), key=lambda item: item[1])
+
+
 def start(
     db: Database, actor: Actor, key: str, *, business_key: str | None = None
 ) -> InstanceSummary:

@@ -28,6 +28,7 @@ class Settings:
     forms_dir: Path = PROJECT_ROOT / "forms"
     demo_data: Path = PROJECT_ROOT / "engine" / "data" / "demo_department.json"
     demo_case_files: Path = PROJECT_ROOT / "engine" / "data" / "demo_case_files.json"
+    https: bool = False  # served over HTTPS: session cookies are then marked Secure
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -37,4 +38,5 @@ class Settings:
             secret_key=os.environ.get("OPSFLOW_SECRET_KEY", defaults.secret_key),
             processes_dir=Path(os.environ.get("OPSFLOW_PROCESSES_DIR", defaults.processes_dir)),
             forms_dir=Path(os.environ.get("OPSFLOW_FORMS_DIR", defaults.forms_dir)),
+            https=os.environ.get("OPSFLOW_HTTPS", "") in ("1", "true", "yes"),
         )

@@ -84,7 +84,7 @@ class Filters:
     """What the inbox list is narrowed to; every field optional."""
 
     process: str | None = None  # process key
-    search: str | None = None  # business key or case title contains
+    search: str | None = None  # task name, business key or case title contains
     due: str | None = None  # overdue | today | week
     sort: str = "due"  # due (soonest first, undated last) | created (oldest first)
 
@@ -101,7 +101,11 @@ def _select(what: Any, actor: Actor, tab: str, filters: Filters, now: datetime) 
     if filters.search:
         pattern = f"%{filters.search.strip()}%"
         query = query.where(
-            or_(ProcessInstance.business_key.like(pattern), ProcessInstance.title.like(pattern))
+            or_(
+                HumanTask.name.like(pattern),
+                ProcessInstance.business_key.like(pattern),
+                ProcessInstance.title.like(pattern),
+            )
         )
     if filters.due:
         day_end = workdays.end_of_day(now.astimezone(workdays.CHINA_TZ).date())

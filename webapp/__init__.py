@@ -35,7 +35,7 @@ def create_app(
         SECRET_KEY=_secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=False,  # set True (OPSFLOW_HTTPS=1) when served over HTTPS
+        SESSION_COOKIE_SECURE=settings.https,  # OPSFLOW_HTTPS=1 when served over HTTPS
         PERMANENT_SESSION_LIFETIME=8 * 3600,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine import inbox, runtime
+from engine import catalogue, clock, inbox, runtime
 from webapp.auth import actor, db
 from webapp.i18n import _
 
 bp = Blueprint("inbox", __name__)
 PAGE = 25
+SOON = timedelta(hours=24)  # tasks due within this are marked
 TABS = (inbox.MINE, inbox.CLAIMABLE, inbox.DONE)
 
 
@@ -44,6 +47,8 @@ def index() -> ResponseReturnValue:
         filters=filters,
         counts=inbox.counts(db(), actor(), filters),
         saved=inbox.saved_filters(db(), actor()),
+        processes=catalogue.processes(db()),
+        soon=clock.now() + SOON,
     )
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from flask import Flask
 
 from engine import inbox, runtime
+from engine.config import Settings
 from tests.conftest import history_types, open_task
 from tests.expense_claims import claim_data
 from tests.webapp.conftest import csrf_token
+from webapp import create_app
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
 
@@ -261,3 +265,34 @@ def test_times_and_amounts_are_written_the_readers_way(db, login, actor) -> None
     client.post("/language", data={"language": "en", "next": "/", "csrf_token": client.csrf})
     assert "3/9/26, 11:59\u202fPM" in client.get("/?tab=claimable").get_data(as_text=True)
     assert "CN¥800.00" in client.get(f"/cases/{case.id}").get_data(as_text=True)
+
+
+def test_the_inbox_filters_by_process_and_by_task_name(db, login, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement", business_key="E-7")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
+    client = login("ddm1")
+    assert "E-7" in client.get("/?tab=claimable&process=expense_reimbursement").get_data(
+        as_text=True
+    )
+    assert "E-7" not in client.get("/?tab=claimable&process=complaint").get_data(as_text=True)
+    assert "E-7" in client.get("/?tab=claimable&q=副经理审批").get_data(as_text=True)
+    assert "E-7" not in client.get("/?tab=claimable&q=财务审核").get_data(as_text=True)
+
+
+def test_a_task_due_within_a_day_is_marked(db, login, actor, frozen_clock) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
+    client = login("ddm1")
+    assert "即将到期" not in client.get("/?tab=claimable").get_data(as_text=True)
+    frozen_clock.advance(timedelta(days=7))  # Monday 9 March, the day it is due
+    assert "即将到期" in client.get("/?tab=claimable").get_data(as_text=True)
+    frozen_clock.advance(timedelta(days=1))
+    assert "已超期" in client.get("/?tab=claimable").get_data(as_text=True)
+
+
+def test_session_cookies_are_secure_when_served_over_https(db) -> None:
+    app = create_app(Settings(database_url=db.url, secret_key="s", https=True), db=db)
+    cookie = app.test_client().get("/login", base_url="https://localhost").headers["Set-Cookie"]
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
