@@ -7,9 +7,11 @@ rule and starts (the worker's periodic starts and the CLI start as the system, u
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from engine import assignment, bpmn, caches, runtime, unit_of_work
 from engine.db import Database
@@ -62,32 +64,48 @@ def _may_start(actor: Actor, entry: Startable) -> bool:
     return not entry.roles or actor.has_role(*entry.roles)
 
 
+_KNOWN: weakref.WeakKeyDictionary[Database, tuple[int, list[Startable]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _latest(db: Database) -> list[Startable]:
+    """The latest version of every key; recomputed only when a version was deployed since."""
     with db.read() as session:
-        newest = (
-            select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version"))
-            .group_by(ProcessDefinition.key)
-            .subquery()
+        newest_id = session.scalar(select(func.max(ProcessDefinition.id))) or 0
+        known = _KNOWN.get(db)
+        if known is not None and known[0] == newest_id:
+            return known[1]
+        found = _compute_latest(db, session)
+    _KNOWN[db] = (newest_id, found)
+    return found
+
+
+def _compute_latest(db: Database, session: Session) -> list[Startable]:
+    newest = (
+        select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version"))
+        .group_by(ProcessDefinition.key)
+        .subquery()
+    )
+    ids = session.scalars(
+        select(ProcessDefinition.id).join(
+            newest,
+            (ProcessDefinition.key == newest.c.key)
+            & (ProcessDefinition.version == newest.c.version),
         )
-        ids = session.scalars(
-            select(ProcessDefinition.id).join(
-                newest,
-                (ProcessDefinition.key == newest.c.key)
-                & (ProcessDefinition.version == newest.c.version),
+    ).all()
+    found = []
+    for definition_id in ids:
+        definition = caches.of(db).load_definition(session, definition_id)
+        roles = {
+            assignment.role_for_lane(lane, {}) for lane in bpmn.start_lanes(definition.compiled)
+        }
+        found.append(
+            Startable(
+                definition.key,
+                definition.name,
+                definition.version,
+                frozenset() if None in roles else frozenset(r for r in roles if r),
             )
-        ).all()
-        found = []
-        for definition_id in ids:
-            definition = caches.of(db).load_definition(session, definition_id)
-            roles = {
-                assignment.role_for_lane(lane, {}) for lane in bpmn.start_lanes(definition.compiled)
-            }
-            found.append(
-                Startable(
-                    definition.key,
-                    definition.name,
-                    definition.version,
-                    frozenset() if None in roles else frozenset(r for r in roles if r),
-                )
-            )
-        return found
+        )
+    return found
