@@ -1,0 +1,106 @@
+"""The checked form definition: FormDefinition, FieldDefinition and their parts (frozen dataclasses).
+
+:mod:`engine.forms.reader` builds them from the JSON documents; a FormDefinition compiles its
+marshmallow schema (:mod:`engine.forms.validation`) once, when it is created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import functools
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.forms.validation import _Group
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One option of a choice / multi_choice field."""
+
+    value: str
+    label: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class DateBound:
+    """A date limit: a fixed date, or ``days`` after (negative: before) validate()'s ``today``."""
+
+    fixed: dt.date | None = None
+    days: int = 0
+
+    def resolve(self, today: dt.date) -> dt.date:
+        return self.fixed if self.fixed is not None else today + dt.timedelta(days=self.days)
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """``{"field": X, "equals": V}`` or ``{"field": X, "in": [...]}``, values already cleaned."""
+
+    field: str
+    values: tuple[Any, ...]
+
+    def holds(self, cleaned: Mapping[str, Any]) -> bool:
+        return cleaned.get(self.field) in self.values
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldDefinition:
+    """One field of a form, or one column of a table field."""
+
+    name: str
+    type: str
+    label: dict[str, str]
+    help: dict[str, str] | None = None
+    required: bool = False
+    required_when: Condition | None = None
+    visible_when: Condition | None = None
+    default: Any = None
+    min_length: int | None = None
+    max_length: int | None = None
+    min_value: int | decimal.Decimal | DateBound | None = None
+    max_value: int | decimal.Decimal | DateBound | None = None
+    places: int | None = None
+    choices: tuple[Choice, ...] = ()
+    max_files: int | None = None
+    columns: tuple[FieldDefinition, ...] = ()
+    min_rows: int | None = None
+    max_rows: int | None = None
+    unique: bool = False
+
+    @functools.cached_property
+    def choice_values(self) -> frozenset[str]:
+        return frozenset(choice.value for choice in self.choices)
+
+
+@dataclasses.dataclass(frozen=True)
+class FormDefinition:
+    """A checked form definition with its compiled marshmallow schema.
+
+    ``digest`` is the SHA-256 of the source document (record it with the data it validated).
+    """
+
+    key: str
+    title: dict[str, str]
+    fields: tuple[FieldDefinition, ...]
+    description: dict[str, str] | None = None
+    digest: str = ""
+    # The JSON document the definition was read from, as deployed with a process version.
+    document: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    _compiled: _Group = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        from engine.forms.validation import _Group  # validation imports this module
+
+        # Built once per definition: validate() only runs the ready schema.
+        object.__setattr__(self, "_compiled", _Group(self.fields, name=f"{self.key}_form"))
+
+    def field(self, name: str) -> FieldDefinition:
+        """The top-level field called ``name`` (KeyError if there is none)."""
+        for definition in self.fields:
+            if definition.name == name:
+                return definition
+        raise KeyError(name)
