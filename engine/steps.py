@@ -114,6 +114,7 @@ def persist(
             payload=forms.to_json_data(payload) | {"version": definition.version},
         )
     hot.events.clear()
+    _retitle(tx, instance, definition, workflow)
     mirror = bpmn.mirror(workflow)
     _set_status(tx, actor, instance, workflow, failure, mirror.completed)
     state = hot.writer.dump(workflow)
@@ -124,6 +125,15 @@ def persist(
     if instance.status in (RUNNING, ERROR):
         tx.on_commit(partial(caches.of(db).checkin, instance.id, hot))
     return summary(instance, definition, hot.open_tasks)
+
+
+def _retitle(tx: Txn, instance: InstanceRow, definition: caches.Definition, workflow: Any) -> None:
+    """A case whose diagram named it (``case_title``, e.g. the customer) shows that name."""
+    label = bpmn.case_title(workflow)
+    title = f"{definition.name} · {label}"[:255] if label else None
+    if title is not None and title != instance.title:
+        store.set_title(tx, instance.id, title)
+        instance.title = title
 
 
 def _set_status(

@@ -224,6 +224,10 @@ def update_instance(tx: Txn, row: InstanceRow, state: str | None) -> None:
     row.version += 1
 
 
+def set_title(tx: Txn, instance_id: int, title: str) -> None:
+    tx.execute("UPDATE process_instance SET title = ? WHERE id = ?", (title, instance_id))
+
+
 def complete_task(tx: Txn, task_id: int, at: datetime, by: int | None, data: Any) -> None:
     tx.execute(
         "UPDATE human_task SET status = 'completed', completed_at = ?, completed_by = ?, data = ?"

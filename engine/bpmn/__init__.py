@@ -9,6 +9,7 @@ sandboxed script engine), ``specs`` (parsing, the spec cache, what is read off t
 
 from engine.bpmn.run import (
     ReadyTask,
+    case_title,
     catch_message,
     complete_user_task,
     completed_bpmn_ids,
@@ -59,6 +60,7 @@ __all__ = [
     "StateWriter",
     "bundle_digest",
     "called_element_ids",
+    "case_title",
     "catch_message",
     "compile_process",
     "complete_user_task",

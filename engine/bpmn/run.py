@@ -365,6 +365,15 @@ def workflow_data(workflow: Any) -> dict[str, Any]:
     return dict(last.data)
 
 
+def case_title(workflow: Any) -> str | None:
+    """The ``case_title`` a diagram's script gave the case (e.g. the customer's name), if any."""
+    candidates = [w.last_task for w in (workflow, *workflow.subprocesses.values()) if w.last_task]
+    if not candidates:
+        return None
+    value = max(candidates, key=lambda task: task.last_state_change).data.get("case_title")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def task_data(workflow: Any, task_id: str) -> dict[str, Any]:
     task = workflow.get_task_from_id(UUID(task_id))
     return dict(task.data) if task is not None else {}

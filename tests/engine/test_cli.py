@@ -229,7 +229,9 @@ def test_deploy_start_tasks_claim_complete_and_instance(db, opsflow) -> None:
     assert done.startswith(f"[done] task {approval}: 副经理审批")
 
     shown = run("instance", case_id)
-    assert shown[0] == f"instance {case_id}: expense_reimbursement v1 [running] 费用报销"
+    assert (
+        shown[0] == f"instance {case_id}: expense_reimbursement v1 [running] 费用报销 · 办公 800.00"
+    )
     assert shown[1] == f"  open task {review}: 财务审核 (role FIN_ACC, assignee None)"
     history = [re.sub(r"^  #\d+ \S+ ", "", line).rstrip() for line in shown[2:]]
     assert history[0] == "sales1 instance_started"

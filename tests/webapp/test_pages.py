@@ -11,6 +11,7 @@ from engine import inbox, runtime
 from engine.config import Settings
 from tests.conftest import history_types, open_task
 from tests.expense_claims import claim_data
+from tests.processes.test_sales import LEAD
 from tests.webapp.conftest import csrf_token
 from webapp import create_app
 
@@ -296,3 +297,12 @@ def test_session_cookies_are_secure_when_served_over_https(db) -> None:
     assert "Secure" in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+
+
+def test_a_case_is_named_after_its_customer_and_found_by_that_name(db, login, actor) -> None:
+    case = runtime.start_instance(db, actor("sales1"), "sales")
+    runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "register_lead"), LEAD)
+    assert runtime.get_instance(db, case.id).summary.title == "客户开发与销售 · 王秀英"
+    client = login("sales1")
+    assert "需求分析" in client.get("/?q=王秀英").get_data(as_text=True)
+    assert "需求分析" not in client.get("/?q=李建国").get_data(as_text=True)
