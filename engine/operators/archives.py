@@ -96,6 +96,16 @@ def archive_register(call: Call, items: list[Mapping[str, Any]]) -> dict[str, An
     return {"registered": registered}
 
 
+def _kept_under(call: Call, related_ref: str) -> list[str]:
+    """The archive numbers of the items filed under a reference and not destroyed."""
+    rows = call.tx.all(
+        "SELECT archive_no FROM archive_item WHERE related_ref = ? AND destroyed_at IS NULL"
+        " ORDER BY archive_no",
+        (str(related_ref),),
+    )
+    return [row[0] for row in rows]
+
+
 @operator("archive_hold", required=("related_ref", "reason", "case_ref"))
 def archive_hold(call: Call, related_ref: str, reason: str, case_ref: str) -> dict[str, Any]:
     if not related_ref:
@@ -105,15 +115,7 @@ def archive_hold(call: Call, related_ref: str, reason: str, case_ref: str) -> di
         " VALUES (?, ?, ?, ?, ?)",
         (str(related_ref), str(case_ref), str(reason), call.tx.when(clock.now()), call.instance_id),
     )
-    held = [
-        row[0]
-        for row in call.tx.all(
-            "SELECT archive_no FROM archive_item WHERE related_ref = ? AND destroyed_at IS NULL"
-            " ORDER BY archive_no",
-            (str(related_ref),),
-        )
-    ]
-    return {"held": held}
+    return {"held": _kept_under(call, related_ref)}
 
 
 @operator("archive_release", required=("related_ref", "case_ref"), optional=("keep_years",))
@@ -139,15 +141,7 @@ def archive_release(
         " AND destroyed_at IS NULL AND retention_until IS NOT NULL AND retention_until < ?",
         (kept_until.isoformat(), str(related_ref), False, kept_until.isoformat()),
     )
-    released = [
-        row[0]
-        for row in call.tx.all(
-            "SELECT archive_no FROM archive_item WHERE related_ref = ? AND destroyed_at IS NULL"
-            " ORDER BY archive_no",
-            (str(related_ref),),
-        )
-    ]
-    return {"released": released, "kept_until": kept_until.isoformat()}
+    return {"released": _kept_under(call, related_ref), "kept_until": kept_until.isoformat()}
 
 
 @operator("archive_destruction_candidates", required=("as_of",))

@@ -149,17 +149,21 @@ def budget_release(call: Call, cost_center: str, category: str, year: Any) -> di
     return {"released": str(held)}
 
 
-def set_line(
-    session: Session, year: int, cost_center: str, category: str, amount: str, spent: str = "0.00"
-) -> None:
-    """Create or reset a budget line (until P7 approves budgets through a process)."""
-    line = session.scalar(
+def _find_line(session: Session, year: int, cost_center: str, category: str) -> BudgetLine | None:
+    return session.scalar(
         select(BudgetLine).where(
             BudgetLine.year == year,
             BudgetLine.cost_center == cost_center,
             BudgetLine.category == category,
         )
     )
+
+
+def set_line(
+    session: Session, year: int, cost_center: str, category: str, amount: str, spent: str = "0.00"
+) -> None:
+    """Create or reset a budget line (until P7 approves budgets through a process)."""
+    line = _find_line(session, year, cost_center, category)
     if line is None:
         line = BudgetLine(year=year, cost_center=cost_center, category=category, committed="0.00")
         session.add(line)
@@ -172,26 +176,13 @@ def set_line(
 def load_demo(session: Session, path: Path) -> None:
     """The demo budget lines from a JSON file's ``budget_lines``; existing lines are left alone."""
     for entry in json.loads(path.read_text(encoding="utf-8")).get("budget_lines", []):
-        exists = session.scalar(
-            select(BudgetLine.id).where(
-                BudgetLine.year == entry["year"],
-                BudgetLine.cost_center == entry["cost_center"],
-                BudgetLine.category == entry["category"],
-            )
-        )
-        if exists is None:
+        if _find_line(session, entry["year"], entry["cost_center"], entry["category"]) is None:
             set_line(session, **entry)
 
 
 def line_of(session: Session, year: int, cost_center: str, category: str) -> BudgetLine:
     """:raise NotFoundError:"""
-    line = session.scalar(
-        select(BudgetLine).where(
-            BudgetLine.year == year,
-            BudgetLine.cost_center == cost_center,
-            BudgetLine.category == category,
-        )
-    )
+    line = _find_line(session, year, cost_center, category)
     if line is None:
         raise NotFoundError(f"没有预算科目 / no budget line {year} {cost_center} {category}")
     return line
