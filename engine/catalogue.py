@@ -1,8 +1,9 @@
 """The processes a person may start: the latest version of each key whose start lane they belong to.
 
 A start event in a lane that names a role (销售组, 客服组 …) may be used by that role's members; a
-start event in an applicant's lane (申请人), or in no lane, by anyone. ``start`` checks the
-rule and starts (the worker's periodic starts and the CLI start as the system, unchecked).
+start event in an applicant's lane (申请人), or in no lane, by anyone. A process another one
+calls (the new-business callback, called by the sale) is started by its caller, with that case's
+data, and is not offered. ``start`` checks the rules and starts (the worker's periodic starts and the CLI start as the system, unchecked).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine import assignment, bpmn, caches, runtime, unit_of_work
 from engine.db import Database
-from engine.errors import NotFoundError, PermissionDeniedError
+from engine.errors import ConflictError, NotFoundError, PermissionDeniedError
 from engine.identity import Actor
 from engine.models import ProcessDefinition
 from engine.steps import InstanceSummary
@@ -27,12 +28,13 @@ class Startable:
     name: str
     version: int
     roles: frozenset[str]  # empty: anyone may start it
+    called: bool = False  # another process calls it: it starts from there, with that case's data
 
 
 def catalogue(db: Database, actor: Actor) -> list[Startable]:
     """What ``actor`` may start, by name."""
     return sorted(
-        (entry for entry in _latest(db) if _may_start(actor, entry)), key=lambda e: e.name
+        (e for e in _latest(db) if not e.called and _may_start(actor, e)), key=lambda e: e.name
     )
 
 
@@ -51,6 +53,11 @@ def start(
     entry = next((e for e in _latest(db) if e.key == key), None)
     if entry is None:
         raise NotFoundError(f"流程不存在 / no process '{key}'")
+    if entry.called:
+        raise ConflictError(
+            f"“{entry.name}”由其他流程调用发起，不能单独发起 / {key} is started by the process that "
+            "calls it, with that case's data"
+        )
     if not _may_start(actor, entry):
         with unit_of_work.step(db, actor):
             raise PermissionDeniedError(
@@ -94,9 +101,10 @@ def _compute_latest(db: Database, session: Session) -> list[Startable]:
             & (ProcessDefinition.version == newest.c.version),
         )
     ).all()
+    definitions = [caches.of(db).load_definition(session, i) for i in ids]
+    called = {key for d in definitions for key in d.compiled.called_keys}
     found = []
-    for definition_id in ids:
-        definition = caches.of(db).load_definition(session, definition_id)
+    for definition in definitions:
         roles = {
             assignment.role_for_lane(lane, {}) for lane in bpmn.start_lanes(definition.compiled)
         }
@@ -106,6 +114,7 @@ def _compute_latest(db: Database, session: Session) -> list[Startable]:
                 definition.name,
                 definition.version,
                 frozenset() if None in roles else frozenset(r for r in roles if r),
+                definition.key in called,
             )
         )
     return found
