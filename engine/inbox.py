@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, literal, or_, select
 
 from engine import clock, workdays
 from engine.db import Database
@@ -64,6 +64,12 @@ def _base() -> Select[*tuple[Any, ...]]:
     )
 
 
+def not_excluded(actor: Actor) -> ColumnElement[bool]:
+    """The task does not list the actor among those who must recuse themselves (excludeUsers)."""
+    listed = literal(",") + HumanTask.excluded_user_ids + literal(",")
+    return or_(HumanTask.excluded_user_ids.is_(None), ~listed.like(f"%,{int(actor.id)},%"))
+
+
 def _conditions(actor: Actor, tab: str) -> list[ColumnElement[bool]]:
     """A tab's conditions on human_task alone: each one is an index's leading columns."""
     if tab == MINE:
@@ -73,6 +79,7 @@ def _conditions(actor: Actor, tab: str) -> list[ColumnElement[bool]]:
             HumanTask.status == "open",
             HumanTask.candidate_role.in_(actor.roles),
             HumanTask.assignee_id.is_(None),
+            not_excluded(actor),
         ]
     if tab == DONE:
         return [HumanTask.completed_by == actor.id, HumanTask.status == "completed"]

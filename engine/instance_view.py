@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import audit, bpmn, caches, forms, identity, unit_of_work
+from engine import audit, bpmn, caches, forms, identity, inbox, unit_of_work
 from engine.db import Database
 from engine.errors import NotFoundError, PermissionDeniedError
 from engine.identity import Actor
@@ -140,7 +140,11 @@ def open_case(db: Database, actor: Actor, instance_id: int) -> InstanceView:
                 HumanTask.instance_id == instance_id,
                 (HumanTask.completed_by == actor.id)
                 | (HumanTask.assignee_id == actor.id)
-                | (HumanTask.candidate_role.in_(actor.roles) & (HumanTask.status == OPEN)),
+                | (
+                    HumanTask.candidate_role.in_(actor.roles)
+                    & (HumanTask.status == OPEN)
+                    & inbox.not_excluded(actor)
+                ),
             )
             .limit(1)
         )

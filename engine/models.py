@@ -130,7 +130,14 @@ class HumanTask(Base):
     __tablename__ = "human_task"
     __table_args__ = (
         # the inbox tabs, soonest due first, read in index order (see sort_due_at)
-        Index("ix_human_task_open_role", "status", "candidate_role", "sort_due_at", "assignee_id"),
+        Index(
+            "ix_human_task_open_role",
+            "status",
+            "candidate_role",
+            "sort_due_at",
+            "assignee_id",
+            "excluded_user_ids",
+        ),
         Index("ix_human_task_open_assignee", "status", "assignee_id", "sort_due_at"),
         Index("ix_human_task_done", "completed_by", "status", "completed_at"),
         # the worker's overdue scan

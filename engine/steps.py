@@ -115,6 +115,7 @@ def persist(
         )
     hot.events.clear()
     _retitle(tx, instance, definition, workflow)
+    bpmn.hold_new_timers(workflow)  # a paused clock holds timers armed since the pause too
     mirror = bpmn.mirror(workflow)
     _set_status(tx, actor, instance, workflow, failure, mirror.completed)
     state = hot.writer.dump(workflow)
@@ -219,11 +220,14 @@ def _create_task(
     if assignee is None and role and starter and props.get("sameLevelAssignee"):
         assignee = store.manager_id(tx, starter) if role in store.role_codes(tx, starter) else None
     excluded = _excluded(tx, props, data)
+    if assignee in excluded:  # nobody is handed a task they must recuse themselves from
+        assignee = None
+    paused_at = now if bpmn.clock_paused(workflow) and due_at is not None else None
     row_id = store.insert_task(
         tx,
         store.NewTask(
             instance.id, task.task_id, task.bpmn_id, task.name, task.lane, role, assignee,
-            props.get("formKey"), rules.approval, due_at, now, excluded,
+            props.get("formKey"), rules.approval, due_at, now, excluded, paused_at,
         ),
     )  # fmt: skip
     audit.record(
@@ -261,9 +265,9 @@ def _assignee(
     username = assignment.data_assignee(rule, data())
     if not username:
         return None
-    user_id = store.active_user_id(tx, username)
-    # a person named in the data still needs the task's role: otherwise the role's queue gets it
-    if role is not None and role not in store.role_codes(tx, user_id):
+    user_id = store.active_user_id_or_none(tx, username)
+    # an unknown or deactivated person, or one without the task's role: the role's queue gets it
+    if user_id is None or (role is not None and role not in store.role_codes(tx, user_id)):
         return None
     return user_id
 

@@ -257,13 +257,14 @@ class NewTask:
     due_at: datetime | None
     created_at: datetime
     excluded: tuple[int, ...] = ()
+    paused_at: datetime | None = None  # created while the case's clock is paused
 
 
 def insert_task(tx: Txn, new: NewTask) -> int:
     return tx.insert(
         "INSERT INTO human_task (instance_id, spiff_task_id, bpmn_id, name, lane, candidate_role,"
         " assignee_id, form_key, is_approval, status, due_at, sort_due_at, created_at,"
-        " excluded_user_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
+        " excluded_user_ids, paused_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
         (
             new.instance_id,
             new.spiff_task_id,
@@ -278,6 +279,7 @@ def insert_task(tx: Txn, new: NewTask) -> int:
             tx.when(new.due_at or NEVER),
             tx.when(new.created_at),
             ",".join(map(str, new.excluded)) or None,
+            tx.when(new.paused_at),
         ),
     )
 
@@ -337,6 +339,12 @@ def role_codes(tx: Txn, user_id: int) -> set[str]:
         str(row[0])
         for row in tx.all("SELECT role_code FROM user_role WHERE user_id = ?", (user_id,))
     }
+
+
+def active_user_id_or_none(tx: Txn, username: str) -> int | None:
+    """The id of the active user with this username, or None."""
+    row = tx.one('SELECT id, active FROM "user" WHERE username = ?', (username,))
+    return int(row[0]) if row is not None and row[1] else None
 
 
 def user_id(tx: Txn, username: str) -> int | None:

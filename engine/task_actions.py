@@ -68,6 +68,7 @@ def delegate_task(db: Database, actor: Actor, task_id: int, to_username: str) ->
 def _delegate(db: Database, actor: Actor, task_id: int, to_username: str, tx: Txn) -> None:
     task, instance = open_task(tx, task_id)
     assignment.check_may_work(actor, task.candidate_role, task.assignee_id)
+    assignment.check_not_excluded(actor, task.excluded)  # nor may they pick who handles it
     colleague = identity.get_actor(unit_of_work.orm_session(tx), to_username)
     if task.candidate_role and not colleague.has_role(task.candidate_role):
         raise PermissionDeniedError(

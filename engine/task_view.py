@@ -61,6 +61,7 @@ def _check(actor: Actor, task_id: int, tx: Txn) -> int:
         assignment.check_not_excluded(actor, row.excluded)
     elif row.completed_by != actor.id and not actor.has_role(*READERS):
         assignment.check_may_work(actor, row.candidate_role, row.completed_by)
+        assignment.check_not_excluded(actor, row.excluded)
     return instance.definition_id
 
 

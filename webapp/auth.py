@@ -16,6 +16,7 @@ from engine.db import Database
 from engine.errors import InvalidInputError, PermissionDeniedError
 from engine.identity import Actor
 from webapp.i18n import _, engine_text
+from webapp.redirects import local_path
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -99,10 +100,7 @@ def login() -> ResponseReturnValue:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only paths on this site: no scheme, no host, no protocol-relative ``//``."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("inbox.index")
+    return local_path(target, url_for("inbox.index"))
 
 
 @bp.post("/logout")

@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 from engine import comments, instance_view
 from webapp.auth import actor, db
 from webapp.i18n import _
+from webapp.redirects import local_path
 
 bp = Blueprint("cases", __name__)
 
@@ -32,7 +33,5 @@ def diagram(case_id: int) -> ResponseReturnValue:
 def comment(case_id: int) -> ResponseReturnValue:
     comments.add(db(), actor(), case_id, request.form.get("text", ""))
     flash(_("评论已添加"))
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
-        return redirect(target)
-    return redirect(url_for("cases.show", case_id=case_id))
+    fallback = url_for("cases.show", case_id=case_id)
+    return redirect(local_path(request.form.get("next"), fallback))

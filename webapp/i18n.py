@@ -19,6 +19,7 @@ from flask_babel import Babel, format_currency, format_datetime, get_locale
 from flask_babel import gettext as _
 
 from engine.workdays import CHINA_TZ
+from webapp.redirects import local_path
 
 LANGUAGES = ("zh", "en")
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -58,8 +59,7 @@ def choose_language() -> ResponseReturnValue:
     chosen = request.form.get("language", "zh")
     session["language"] = chosen if chosen in LANGUAGES else "zh"
     session.permanent = True
-    target = request.form.get("next", "/")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    return redirect(local_path(request.form.get("next"), "/"))
 
 
 def engine_text(message: object) -> str:

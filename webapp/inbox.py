@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from engine import catalogue, clock, inbox, runtime
 from webapp.auth import actor, db
 from webapp.i18n import _
+from webapp.redirects import local_path
 
 bp = Blueprint("inbox", __name__)
 PAGE = 25
@@ -67,10 +68,7 @@ def delete_filter(filter_id: int) -> ResponseReturnValue:
 
 
 def _back() -> ResponseReturnValue:
-    target = request.form.get("next", "")
-    return redirect(
-        target if target.startswith("/") and not target.startswith("//") else url_for("inbox.index")
-    )
+    return redirect(local_path(request.form.get("next"), url_for("inbox.index")))
 
 
 @bp.post("/tasks/<id:task_id>/claim")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -269,6 +270,65 @@ def shift_timers(
         _set_timer_due(task, new)
         moved.append((str(task.task_spec.bpmn_id or task.task_spec.name), old, new))
     return moved
+
+
+_CLOCK = "opsflow_clock"  # in the top workflow's data while the case's deadline clock is paused
+
+
+def _top(workflow: Any) -> Any:
+    return getattr(workflow, "top_workflow", None) or workflow
+
+
+def clock_paused(workflow: Any) -> bool:
+    return bool(_top(workflow).data.get(_CLOCK))
+
+
+def pause_clock(workflow: Any, paused_at: str) -> dict[str, str]:
+    """Hold every waiting timer until ``resume_clock``; returns {task id: due time} held."""
+    held = hold_timers(workflow)
+    _top(workflow).data[_CLOCK] = {"paused_at": paused_at, "held": held}
+    return held
+
+
+def hold_new_timers(workflow: Any) -> None:
+    """While paused, a timer armed since (e.g. a new task's boundary timer) is held too."""
+    state = _top(workflow).data.get(_CLOCK)
+    if state:
+        state["held"].update(hold_timers(workflow))
+
+
+def paused_since(workflow: Any) -> str | None:
+    state = _top(workflow).data.get(_CLOCK)
+    return str(state["paused_at"]) if state else None
+
+
+def resume_clock(workflow: Any, by: dt.timedelta) -> list[tuple[str, str, str]]:
+    """Give every held timer its due time moved by ``by``; the clock runs again."""
+    state = _top(workflow).data.pop(_CLOCK, None) or {}
+    return shift_timers(workflow, state.get("held", {}), by)
+
+
+def timer_values(workflow: Any) -> dict[str, Any]:
+    """The due values of the instance's waiting timers (and the clock), to restore after a
+    failed change."""
+    return {
+        _CLOCK: copy.deepcopy(_top(workflow).data.get(_CLOCK)),
+        **{
+            str(task.id): copy.deepcopy(task.internal_data.get("event_value"))
+            for task in _waiting_timer_tasks(workflow)
+        },
+    }
+
+
+def restore_timer_values(workflow: Any, values: Mapping[str, Any]) -> None:
+    top = _top(workflow)
+    if values.get(_CLOCK) is None:
+        top.data.pop(_CLOCK, None)
+    else:
+        top.data[_CLOCK] = copy.deepcopy(values[_CLOCK])
+    for task in _waiting_timer_tasks(workflow):
+        if str(task.id) in values:
+            task.internal_data["event_value"] = copy.deepcopy(values[str(task.id)])
 
 
 def _waiting_timer_tasks(workflow: Any) -> list[Any]:

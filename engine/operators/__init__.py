@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,24 +126,47 @@ def _run(task: Any, name: str, params: Mapping[str, Any]) -> Any:
     context = _current()
     call = Call(context.tx, context.actor, context.instance_id, task)
     found = OPERATORS.get(name)
-    if (
-        found is None
-    ):  # the registry refuses these at deploy; a stored old version may still hold one
+    if found is None:  # the registry refuses these at deploy; an old stored version may hold one
         raise ScriptFailedError(f"未知的服务操作 / unknown operator '{name}'", call.element_id)
     tx = context.tx
+    # what a failing call must leave as it found: its rows (the savepoint), the task's data and
+    # the waiting timers' due times (in memory, so a retry starts from the same place)
+    saved_data = copy.deepcopy(dict(task.data))
+    saved_timers = bpmn.timer_values(task.workflow)
     tx.execute("SAVEPOINT opsflow_operator")
     try:
         result = found.function(call, **params)
-    except (OpsflowError, ValueError, TypeError, KeyError) as exc:
-        tx.execute("ROLLBACK TO SAVEPOINT opsflow_operator")
+    except BaseException as exc:
+        tx.execute("ROLLBACK TO SAVEPOINT opsflow_operator")  # also revives an aborted PG txn
         tx.execute("RELEASE SAVEPOINT opsflow_operator")
+        task.data.clear()
+        task.data.update(saved_data)
+        bpmn.restore_timer_values(task.workflow, saved_timers)
+        if not isinstance(exc, Exception):
+            raise
         raise ScriptFailedError(f"{name}: {exc}", call.element_id) from exc
     tx.execute("RELEASE SAVEPOINT opsflow_operator")
     call.audit(
         "operator_called",
-        {"operator": name, "params": forms.to_json_data(dict(params)), "result": result},
+        {"operator": name, "params": _masked(forms.to_json_data(dict(params))), "result": result},
     )
     return result
+
+
+def _masked(value: Any) -> Any:
+    """Identity numbers in an audited value show their first six and last four characters."""
+    if isinstance(value, Mapping):
+        return {
+            k: _mask(v) if k.endswith("id_no") and isinstance(v, str) else _masked(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
+def _mask(id_no: str) -> str:
+    return id_no if len(id_no) <= 10 else id_no[:6] + "*" * (len(id_no) - 10) + id_no[-4:]
 
 
 bpmn.set_service_handler(_run)

@@ -1,8 +1,9 @@
 """The paused deadline clock (R6 第18、23条: appraisal and mediation do not count).
 
 ``clock_pause`` holds every waiting timer of the instance and marks its open tasks' due times
-paused; ``clock_resume`` moves the named deadline variables, the held timers and those due times
-later by exactly the time spent paused. Both are audited with every value they moved, so no date
+paused; while paused, timers armed and tasks created are held and marked too (``steps.persist``);
+``clock_resume`` moves the named deadline variables, the held timers and those due times later by
+exactly the time spent paused. Both are audited with every value they moved, so no date
 moves silently (processes.md §0 "Clock pauses").
 """
 
@@ -18,7 +19,6 @@ from engine.operators import Call, operator
 from engine.workdays import CHINA_TZ
 
 PAUSED_AT = "clock_paused_at"
-HELD_TIMERS = "clock_held_timers"
 PAUSED_SECONDS = "clock_paused_seconds"
 
 
@@ -28,44 +28,46 @@ def _china(moment: datetime) -> str:
 
 @operator("clock_pause", required=("reason",))
 def clock_pause(call: Call, reason: str) -> dict[str, Any]:
-    data = call.task.data
-    if data.get(PAUSED_AT):
-        raise ConflictError(f"期限已于 {data[PAUSED_AT]} 暂停 / the clock is already paused")
+    if bpmn.clock_paused(call.workflow):
+        since = bpmn.paused_since(call.workflow)
+        raise ConflictError(f"期限已于 {since} 暂停 / the clock is already paused since {since}")
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInputError("暂停须说明原因 / a pause needs a reason")
     now = clock.now()
-    held = bpmn.hold_timers(call.workflow)
-    data[PAUSED_AT] = _china(now)
-    data[HELD_TIMERS] = held
+    paused_at = _china(now)
+    held = bpmn.pause_clock(call.workflow, paused_at)
+    call.task.data[PAUSED_AT] = paused_at  # for the diagram's own records
     call.tx.execute(
         "UPDATE human_task SET paused_at = ? WHERE instance_id = ? AND status = 'open'"
         " AND due_at IS NOT NULL AND paused_at IS NULL",
         (call.tx.when(now), call.instance_id),
     )
-    call.audit("clock_paused", {"reason": reason, "paused_at": data[PAUSED_AT], "timers": held})
-    return {"paused_at": data[PAUSED_AT]}
+    call.audit("clock_paused", {"reason": reason, "paused_at": paused_at, "timers": held})
+    return {"paused_at": paused_at}
 
 
 @operator("clock_resume", required=("deadlines",))
 def clock_resume(call: Call, deadlines: list[str]) -> dict[str, Any]:
-    data = call.task.data
-    if not data.get(PAUSED_AT):
+    since = bpmn.paused_since(call.workflow)
+    if since is None:
         raise ConflictError("期限未暂停 / the clock is not paused")
     if not isinstance(deadlines, list) or not all(isinstance(n, str) for n in deadlines):
         raise InvalidInputError("deadlines 须为变量名列表 / deadlines must be a list of names")
+    data = call.task.data
     now = clock.now()
-    paused_at = datetime.fromisoformat(data[PAUSED_AT])
+    paused_at = datetime.fromisoformat(since)
     paused_for = now - paused_at
     moved_values = {}
-    for name in deadlines:
+    for name in deadlines:  # every named value is checked before anything moves
         if data.get(name):
             old = str(data[name])
-            data[name] = (datetime.fromisoformat(old) + paused_for).isoformat()
-            moved_values[name] = [old, data[name]]
-    moved_timers = bpmn.shift_timers(call.workflow, data.get(HELD_TIMERS) or {}, paused_for)
+            moved_values[name] = [old, (datetime.fromisoformat(old) + paused_for).isoformat()]
+    for name, (_old, new) in moved_values.items():
+        data[name] = new
+    moved_timers = bpmn.resume_clock(call.workflow, paused_for)
     moved_tasks = _shift_task_due_times(call, paused_for)
     seconds = int(paused_for.total_seconds())
-    data[PAUSED_AT], data[HELD_TIMERS] = None, {}
+    data[PAUSED_AT] = None
     data[PAUSED_SECONDS] = int(data.get(PAUSED_SECONDS) or 0) + seconds
     result = {"paused_at": _china(paused_at), "resumed_at": _china(now), "paused_seconds": seconds}
     call.audit(

@@ -7,13 +7,22 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from engine import identity, inbox, registry, runtime, timers
+from engine import identity, inbox, instance_view, registry, runtime, timers
 from engine.clock import FrozenClock
 from engine.db import Database
 from engine.errors import PermissionDeniedError
-from engine.models import ArchiveHold, ArchiveItem, AuditEvent, Customer, HumanTask, Policy, Timer
+from engine.models import (
+    ArchiveHold,
+    ArchiveItem,
+    AuditEvent,
+    Customer,
+    HumanTask,
+    Policy,
+    Timer,
+    User,
+)
 from tests.conftest import START, open_task, work
 from tests.diagrams import files, flow, process, sequence, service_task, user_task
 
@@ -336,3 +345,120 @@ def test_the_person_complained_about_and_their_lead_may_not_handle_the_case(db, 
     assert all("recuse" in str(refusal) for refusal in refusals)
     work(db, actor("ddm1"), case.id, "review")
     assert runtime.get_instance(db, case.id).summary.status == "completed"
+    # the respondent sees none of it: not in their queue, not the case
+    assert inbox.list_tasks(db, actor("cs2"), inbox.CLAIMABLE) == []
+    with pytest.raises(PermissionDeniedError):
+        instance_view.open_case(db, actor("cs2"), case.id)
+
+
+def test_a_person_named_to_handle_a_case_they_must_recuse_from_is_not_handed_it(db, actor) -> None:
+    deploy(db, process("named", chain(
+        user_task("handle", "处理投诉", role="CS", assignee="data.handler",
+                  excludeUsers="data.respondent"),
+    )))  # fmt: skip
+    case = runtime.start_instance(
+        db, actor("cs1"), "named", data={"handler": "cs2", "respondent": "cs2"}
+    )
+    task = inbox.get_task(db, open_task(db, case.id, "handle"))
+    assert task.assignee_id is None  # back in the queue
+    with pytest.raises(PermissionDeniedError, match="recuse"):  # nor may cs2 pick the handler
+        runtime.delegate_task(db, actor("cs2"), task.id, "cs1")
+    runtime.claim_task(db, actor("cs1"), task.id)
+
+
+def test_a_deactivated_person_named_in_the_data_leaves_the_task_to_the_queue(db, actor) -> None:
+    deploy(
+        db, process("gone", chain(user_task("handle", "处理", role="CS", assignee="data.handler")))
+    )
+    with db.unit_of_work() as session:
+        session.execute(update(User).where(User.username == "cs2").values(active=False))
+    case = runtime.start_instance(db, actor("cs1"), "gone", data={"handler": "cs2"})
+    assert case.status == "running"
+    assert inbox.get_task(db, open_task(db, case.id, "handle")).assignee_id is None
+
+
+# --- failures leave nothing behind ---
+
+
+def test_a_call_that_fails_half_way_leaves_no_row_and_the_retry_starts_clean(db, actor) -> None:
+    deploy(db, process("half", chain(
+        service_task("register", "登记档案", "archive_register", "registered", items="items"),
+        user_task("look", "查看", role="ARC"),
+    )))  # fmt: skip
+    good = {"archive_no": "H-1", "category": "业务档案", "title": "半途"}
+    case = runtime.start_instance(db, actor("arc1"), "half", data={"items": [good, "oops"]})
+    assert (case.status, case.error_element) == ("error", "register")
+    with db.read() as session:
+        assert session.get(ArchiveItem, "H-1") is None  # the first item's row was undone too
+    fixed = runtime.retry_instance(db, actor("po1"), case.id, {"items": [good]})
+    assert fixed.status == "running"
+    assert runtime.get_instance(db, case.id).data["registered"] == {"registered": ["H-1"]}
+
+
+def test_a_resume_that_fails_moves_nothing_and_its_retry_moves_once(
+    db, actor, frozen_clock: FrozenClock
+) -> None:
+    deploy(db, process("resume_twice", chain(
+        '<bpmn:scriptTask id="set_due"><bpmn:script>due_at = deadline(today(), "15 days")'
+        "</bpmn:script></bpmn:scriptTask>",
+        service_task("pause", "暂停", "clock_pause", "paused", reason="'鉴定'"),
+        user_task("wait", "等待鉴定", role="CS"),
+        service_task("resume", "恢复", "clock_resume", "resumed", deadlines="names"),
+        user_task("decide", "决定", role="CS", dueAt="due_at"),
+    )))  # fmt: skip
+    case = runtime.start_instance(
+        db, actor("cs1"), "resume_twice", data={"names": ["due_at", "note"], "note": "not a date"}
+    )
+    due = runtime.get_instance(db, case.id).data["due_at"]
+    frozen_clock.advance(timedelta(days=3))
+    failed = work(db, actor("cs1"), case.id, "wait")
+    assert (failed.status, failed.error_element) == ("error", "resume")
+    assert runtime.get_instance(db, case.id).data["due_at"] == due  # nothing moved
+    runtime.retry_instance(db, actor("po1"), case.id, {"names": ["due_at"]})
+    moved = datetime.fromisoformat(runtime.get_instance(db, case.id).data["due_at"])
+    assert moved - datetime.fromisoformat(due) == timedelta(days=3)  # once, not twice
+
+
+def test_while_paused_new_timers_and_due_times_wait_too(
+    db, actor, frozen_clock: FrozenClock
+) -> None:
+    body = (
+        '<bpmn:startEvent id="start"/>'
+        + service_task("pause", "暂停", "clock_pause", "paused", reason="'调解'")
+        + '<bpmn:scriptTask id="set_due"><bpmn:script>due_at = deadline(today(), "2 days")'
+        "</bpmn:script></bpmn:scriptTask>"
+        + '<bpmn:parallelGateway id="split"/><bpmn:parallelGateway id="join"/>'
+        + user_task("investigate", "调查", role="CS", dueAt="due_at")
+        + '<bpmn:boundaryEvent id="late" attachedToRef="investigate" cancelActivity="false">'
+        '<bpmn:timerEventDefinition><bpmn:timeDate xsi:type="bpmn:tFormalExpression">due_at'
+        "</bpmn:timeDate></bpmn:timerEventDefinition></bpmn:boundaryEvent>"
+        + user_task("chase", "催办", role="DDM")
+        + user_task("mediated", "调解结束", role="CS")
+        + service_task("resume", "恢复", "clock_resume", "resumed", deadlines="[]")
+        + '<bpmn:endEvent id="end"/><bpmn:endEvent id="chased"/>'
+        + sequence("start", "pause", "set_due", "split")
+        + sequence("split", "investigate", "join")
+        + sequence("split", "mediated", "resume", "join")
+        + sequence("join", "end")
+        + sequence("late", "chase", "chased")
+    )  # fmt: skip
+    deploy(db, process("armed_while_paused", body))
+    case = runtime.start_instance(db, actor("cs1"), "armed_while_paused")
+    due = due_of(db, case.id, "investigate")
+    assert due is not None
+    frozen_clock.advance(timedelta(days=10))  # far past the 2-day due time, still paused
+    assert timers.run_once(db) == 0  # neither the boundary timer nor an overdue escalation
+    assert {row.bpmn_id for row in inbox.open_tasks_of(db, case.id)} == {"investigate", "mediated"}
+    work(db, actor("cs1"), case.id, "mediated")
+    moved = events(db, case.id, "clock_resumed")[0]
+    assert [t[0] for t in moved["timers"]] == ["late"]  # armed during the pause, moved on resume
+    assert due_of(db, case.id, "investigate") == due + timedelta(days=10)
+    assert waiting_timers(db, case.id) == {"late": due + timedelta(days=10)}
+
+
+def test_identity_numbers_are_masked_in_the_operator_audit(db, actor) -> None:
+    deploy(db, sale_diagram())
+    data = {"name": "赵敏", "id_no": "110105199001011237", "policy_no": "P-MASK-1"}
+    case = runtime.start_instance(db, actor("sales1"), "sale", data=data)
+    filed = events(db, case.id, "operator_called")[0]
+    assert filed["params"]["customer"]["id_no"] == "110105********1237"

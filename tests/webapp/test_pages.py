@@ -310,3 +310,17 @@ def test_a_case_is_named_after_its_customer_and_found_by_that_name(db, login, ac
     client = login("sales1")
     assert "需求分析" in client.get("/?q=王秀英").get_data(as_text=True)
     assert "需求分析" not in client.get("/?q=李建国").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example/x", "/%09/evil.example", "/%0a", "/\\\\evil.example", "https://evil.example"],
+)
+def test_no_next_parameter_leaves_the_site(app: Flask, target: str) -> None:
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        f"/login?next={target}",
+        data={"username": "cs1", "password": "cs1-demo-2026", "csrf_token": token},
+    )
+    assert (response.status_code, response.headers["Location"]) == (302, "/")

@@ -32,7 +32,7 @@ def upgrade() -> None:
         batch.drop_index("ix_human_task_open_assignee")
         batch.create_index(
             "ix_human_task_open_role",
-            ["status", "candidate_role", "sort_due_at", "assignee_id"],
+            ["status", "candidate_role", "sort_due_at", "assignee_id", "excluded_user_ids"],
             unique=False,
         )
         batch.create_index(
