@@ -11,11 +11,13 @@ import hashlib
 from dataclasses import dataclass
 from functools import partial
 
+from sqlalchemy import select
+
 from engine import assignment, clock, instance_view, store, unit_of_work
 from engine.db import Database
-from engine.errors import InvalidInputError, NotFoundError
+from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from engine.identity import Actor
-from engine.models import Attachment, HumanTask
+from engine.models import Attachment, AttachmentUse, HumanTask
 from engine.txn import Txn
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -75,6 +77,9 @@ def store_file(db: Database, actor: Actor, task_id: int, filename: str, data: by
                     uploaded_by=actor.id, uploaded_at=clock.now(), task_id=task_id,
                 )
             )  # fmt: skip
+            session.flush()
+        if session.get(AttachmentUse, (digest, task_id)) is None:
+            session.add(AttachmentUse(sha256=digest, task_id=task_id))
     return StoredFile(digest, name, kind, len(data))
 
 
@@ -96,9 +101,26 @@ def read_file(db: Database, actor: Actor, sha256: str) -> tuple[StoredFile, byte
             raise NotFoundError(f"文件不存在 / no file {sha256}")
         info = StoredFile(row.sha256, row.filename, row.content_type, row.size)
         data, uploader = row.data, row.uploaded_by
-        task = session.get(HumanTask, row.task_id) if row.task_id else None
-    if uploader != actor.id:
-        if task is None:
-            raise NotFoundError(f"文件不存在 / no file {sha256}")
-        instance_view.open_case(db, actor, task.instance_id)  # the case's readers
-    return info, data
+        cases = sorted(
+            set(
+                session.scalars(
+                    select(HumanTask.instance_id)
+                    .join(AttachmentUse, AttachmentUse.task_id == HumanTask.id)
+                    .where(AttachmentUse.sha256 == row.sha256)
+                )
+            )
+        )
+    if uploader == actor.id:
+        return info, data
+    if not cases:
+        raise NotFoundError(f"文件不存在 / no file {sha256}")
+    refusal: PermissionDeniedError | None = None
+    for instance_id in cases:  # any case it was attached in that the actor may read
+        try:
+            instance_view.open_case(db, actor, instance_id)
+        except PermissionDeniedError as exc:
+            refusal = exc
+        else:
+            return info, data
+    assert refusal is not None  # noqa: S101 - cases is not empty
+    raise refusal

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,8 +19,7 @@ from sqlalchemy.orm import Session
 from engine import audit, clock
 from engine.db import Database
 from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from engine.models import Role, User, UserRole
-from engine.workdays import CHINA_TZ as _CHINA
+from engine.models import ApiToken, Role, User, UserRole
 
 # (code, 中文, English): the regulation's org chart (二(一)) and the functions around it.
 ROLES: tuple[tuple[str, str, str], ...] = (
@@ -138,10 +139,29 @@ def get_actor_by_id(session: Session, user_id: int) -> Actor:
     return _actor(session, user)
 
 
-def active_actor(session: Session, user_id: int) -> Actor | None:
-    """The user as an Actor while their account is active (a login session's owner), else None."""
+def active_actor(session: Session, user_id: int, stamp: str | None = None) -> Actor | None:
+    """The user as an Actor while their account is active, else None; with ``stamp``, only
+    while their password is the one that stamp was made from (a login session's owner)."""
     user = session.get(User, user_id)
-    return _actor(session, user) if user is not None and user.active else None
+    if user is None or not user.active:
+        return None
+    if stamp is not None and not hmac.compare_digest(stamp, _stamp(user.password_hash)):
+        return None  # the password changed since this session logged in
+    return _actor(session, user)
+
+
+def session_stamp(db: Database, user_id: int) -> str:
+    """A mark of the user's current password for their login session: changing the password
+    ends every session made before."""
+    with db.read() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFoundError(f"用户不存在 / no such user: #{user_id}")
+        return _stamp(user.password_hash)
+
+
+def _stamp(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 def colleagues(session: Session, role: str, *, besides: int) -> list[Actor]:
@@ -177,6 +197,10 @@ MAX_FAILED_LOGINS = 5
 """Consecutive wrong passwords after which an account locks for ``LOCKOUT``."""
 LOCKOUT = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
+LOGIN_REFUSED = (
+    "用户名或密码错误；连续失败 5 次后账户将锁定 15 分钟 / wrong username or password; "
+    "after 5 failures in a row an account is locked for 15 minutes"
+)
 
 
 def authenticate(db: Database, username: str, password: str) -> Actor:
@@ -184,8 +208,8 @@ def authenticate(db: Database, username: str, password: str) -> Actor:
 
     ``MAX_FAILED_LOGINS`` wrong passwords in a row lock the account for ``LOCKOUT``; while it is
     locked even the right password is refused. A successful login resets the count.
-    :raise PermissionDeniedError: unknown user, deactivated user or wrong password (one message
-    for all), or a locked account (which says until when).
+    :raise PermissionDeniedError: unknown user, deactivated user, wrong password or a locked
+    account, all with one message (the audit trail records which, and until when).
     """
     name = username[:64]  # the audit's actor column; longer names exist nowhere anyway
     now = clock.now()
@@ -208,12 +232,8 @@ def authenticate(db: Database, username: str, password: str) -> Actor:
                 audit.record(
                     session, "account_locked", actor=name, payload={"until": until.isoformat()}
                 )
-    if until is not None:
-        raise PermissionDeniedError(
-            f"连续登录失败次数过多，账户已锁定至 {until.astimezone(_CHINA):%H:%M} / too many failed "
-            f"logins: the account is locked until {until.astimezone(_CHINA):%H:%M} (China time)"
-        )
-    raise PermissionDeniedError("用户名或密码错误 / wrong username or password")
+    # one answer for every refusal: it must not tell which accounts exist or are locked
+    raise PermissionDeniedError(LOGIN_REFUSED)
 
 
 def _count_failure(session: Session, user: User | None, now: datetime) -> datetime | None:
@@ -245,7 +265,18 @@ def change_password(db: Database, actor: Actor, current: str, new: str) -> None:
             refused = True
         else:
             user.password_hash = hash_password(new)
-            audit.record(session, "password_changed", actor=actor.username)
+            live = session.scalars(
+                select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            ).all()
+            for token in live:  # a changed password also ends the API tokens made under it
+                token.revoked_at = clock.now()
+            revoked = len(live)
+            audit.record(
+                session,
+                "password_changed",
+                actor=actor.username,
+                payload={"tokens_revoked": revoked},
+            )
             refused = False
     if refused:
         raise PermissionDeniedError("当前密码错误 / the current password is wrong")

@@ -358,6 +358,15 @@ class Attachment(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("human_task.id"), index=True)
 
 
+class AttachmentUse(Base):
+    """A task an attachment was uploaded with: the same bytes may serve several cases."""
+
+    __tablename__ = "attachment_use"
+
+    sha256: Mapped[str] = mapped_column(ForeignKey("attachment.sha256"), primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("human_task.id"), primary_key=True)
+
+
 class TaskDraft(Base):
     """A task form saved unfinished by the person working it (not validated, not in the case)."""
 

@@ -114,25 +114,70 @@ def _skip_past(row: PeriodicStart, now: datetime) -> None:
 # --- the worker ---
 
 
+RETRY_AFTER = timedelta(minutes=10)
+"""A timer whose instance could not take its step is tried again this much later."""
+
+
 def fire_next_due(db: Database) -> int | None:
-    """Fire the timers of one instance that has a due timer; the instance id, or None if none is due."""
-    with db.unit_of_work() as session:
-        instance_id = session.scalar(
-            select(ProcessInstance.id)
-            .join(Timer, Timer.instance_id == ProcessInstance.id)
-            .where(
-                Timer.status == "waiting",
-                Timer.fire_at < clock.now(),  # SpiffWorkflow fires strictly after the due time
-                ProcessInstance.status == runtime.RUNNING,
-            )
-            .order_by(Timer.fire_at)
-            .limit(1)
-            .with_for_update(of=ProcessInstance, skip_locked=True)
-        )
-        if instance_id is None:
-            return None
-        runtime.fire_timers_in(db, session, instance_id)
+    """Fire the timers of one instance that has a due timer; the instance id, or None if none is due.
+
+    When the instance's step fails (its own data, not the worker's fault), its due timers are
+    put back by ``RETRY_AFTER`` and the failure is audited, so one broken case never holds up
+    the timers of all the others.
+    """
+    try:
+        with db.unit_of_work() as session:
+            instance_id = _next_due(session)
+            if instance_id is None:
+                return None
+            runtime.fire_timers_in(db, session, instance_id)
+            return instance_id
+    except OpsflowError as exc:
+        with db.unit_of_work() as session:
+            instance_id = _next_due(session)
+            if instance_id is None:
+                raise
+            _postpone(session, instance_id, exc)
         return instance_id
+
+
+def _next_due(session: Session) -> int | None:
+    return session.scalar(
+        select(ProcessInstance.id)
+        .join(Timer, Timer.instance_id == ProcessInstance.id)
+        .where(
+            Timer.status == "waiting",
+            Timer.fire_at < clock.now(),  # SpiffWorkflow fires strictly after the due time
+            ProcessInstance.status == runtime.RUNNING,
+        )
+        .order_by(Timer.fire_at)
+        .limit(1)
+        .with_for_update(of=ProcessInstance, skip_locked=True)
+    )
+
+
+def _postpone(session: Session, instance_id: int, exc: OpsflowError) -> None:
+    due = session.scalars(
+        select(Timer).where(
+            Timer.instance_id == instance_id,
+            Timer.status == "waiting",
+            Timer.fire_at < clock.now(),
+        )
+    ).all()
+    retry_at = clock.now() + RETRY_AFTER
+    for timer in due:
+        timer.fire_at = retry_at
+    audit.record(
+        session,
+        "timer_failed",
+        actor=identity.SYSTEM.username,
+        instance_id=instance_id,
+        payload={
+            "error": str(exc),
+            "timers": sorted(t.bpmn_id for t in due),
+            "retry_at": retry_at.isoformat(),
+        },
+    )
 
 
 def start_next_periodic(db: Database) -> int | None:

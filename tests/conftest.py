@@ -92,6 +92,7 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
             for t in (
                 "saved_filter",
                 "task_draft",
+                "attachment_use",
                 "attachment",
                 "api_token",
                 "budget_entry",

@@ -38,11 +38,12 @@ PUBLIC_ENDPOINTS = frozenset(
 class SessionUser(UserMixin):  # type: ignore[misc]
     """The logged-in person as Flask-Login sees them; ``actor`` is what the engine takes."""
 
-    def __init__(self, actor: Actor):
+    def __init__(self, actor: Actor, stamp: str):
         self.actor = actor
+        self.stamp = stamp
 
     def get_id(self) -> str:
-        return str(self.actor.id)
+        return f"{self.actor.id}:{self.stamp}"
 
 
 def db() -> Database:
@@ -72,11 +73,12 @@ def limit_logins(app: Flask) -> None:
 
 @login_manager.user_loader  # type: ignore[misc]
 def _load_user(user_id: str) -> SessionUser | None:
-    if not user_id.isdigit():
+    number, _, stamp = user_id.partition(":")
+    if not number.isdigit() or not stamp:
         return None
     with db().read() as session:
-        found = identity.active_actor(session, int(user_id))
-    return SessionUser(found) if found is not None else None
+        found = identity.active_actor(session, int(number), stamp)
+    return SessionUser(found, stamp) if found is not None else None
 
 
 def _require_login() -> ResponseReturnValue | None:
@@ -95,7 +97,7 @@ def login() -> ResponseReturnValue:
         who = identity.authenticate(db(), username, request.form.get("password", ""))
     except PermissionDeniedError as exc:
         return render_template("login.html", username=username, error=engine_text(exc)), 401
-    login_user(SessionUser(who))
+    login_user(SessionUser(who, identity.session_stamp(db(), who.id)))
     return redirect(_safe_next(request.args.get("next")))
 
 
@@ -121,7 +123,8 @@ def password() -> ResponseReturnValue:
             errors = {k: [engine_text(m) for m in v] for k, v in exc.field_errors.items()}
         except PermissionDeniedError as exc:
             errors = {"current": [engine_text(exc)]}
-        else:
+        else:  # this session goes on under the new password; every other one has ended
+            login_user(SessionUser(actor(), identity.session_stamp(db(), actor().id)))
             flash(_("密码已修改"))
             return redirect(url_for("inbox.index"))
     return render_template("password.html", errors=errors), 400 if errors else 200

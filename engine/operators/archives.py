@@ -96,6 +96,14 @@ def archive_register(call: Call, items: list[Mapping[str, Any]]) -> dict[str, An
     return {"registered": registered}
 
 
+def _lock_items_under(call: Call, related_ref: str) -> None:
+    if not call.tx.sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
+        call.tx.all(
+            "SELECT archive_no FROM archive_item WHERE related_ref = ? FOR UPDATE",
+            (str(related_ref),),
+        )
+
+
 def _kept_under(call: Call, related_ref: str) -> list[str]:
     """The archive numbers of the items filed under a reference and not destroyed."""
     rows = call.tx.all(
@@ -110,6 +118,7 @@ def _kept_under(call: Call, related_ref: str) -> list[str]:
 def archive_hold(call: Call, related_ref: str, reason: str, case_ref: str) -> dict[str, Any]:
     if not related_ref:
         return {"held": []}  # nothing filed under no reference (e.g. a complaint without a policy)
+    _lock_items_under(call, related_ref)  # a destruction checking these items waits for the hold
     call.tx.execute(
         "INSERT INTO archive_hold (related_ref, case_ref, reason, placed_at, placed_by_instance)"
         " VALUES (?, ?, ?, ?, ?)",
@@ -177,6 +186,11 @@ def archive_held(call: Call, archive_nos: list[str]) -> list[str]:
 @operator("archive_destroy", required=("archive_nos", "list_ref"))
 def archive_destroy(call: Call, archive_nos: list[str], list_ref: str) -> dict[str, Any]:
     names = _names(archive_nos, "archive_nos")
+    if not call.tx.sqlite:  # lock before checking holds: a hold placed meanwhile waits or wins
+        for name in names:
+            call.tx.one(
+                "SELECT archive_no FROM archive_item WHERE archive_no = ? FOR UPDATE", (name,)
+            )
     state = _state(call, names)
     refused = {}
     for name in names:

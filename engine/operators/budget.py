@@ -45,7 +45,10 @@ def _year(value: Any) -> int:
 def _line(
     call: Call, year: Any, cost_center: str, category: str
 ) -> tuple[int, Decimal, Decimal, Decimal] | None:
-    row = call.tx.one(_LINE, (_year(year), str(cost_center), str(category)))
+    # on PostgreSQL two claims on one line must not both read the same totals (SQLite's
+    # BEGIN IMMEDIATE already serializes writers)
+    sql = _LINE if call.tx.sqlite else _LINE + " FOR UPDATE"
+    row = call.tx.one(sql, (_year(year), str(cost_center), str(category)))
     if row is None:
         return None
     return int(row[0]), Decimal(row[1]), Decimal(row[2]), Decimal(row[3])

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 
-from engine import inbox, runtime
+from engine import api_tokens, inbox, runtime
 from engine.config import Settings
+from engine.errors import PermissionDeniedError
 from tests.conftest import history_types, open_task
 from tests.expense_claims import claim_data
 from tests.processes.test_sales import LEAD
@@ -324,3 +325,18 @@ def test_no_next_parameter_leaves_the_site(app: Flask, target: str) -> None:
         data={"username": "cs1", "password": "cs1-demo-2026", "csrf_token": token},
     )
     assert (response.status_code, response.headers["Location"]) == (302, "/")
+
+
+def test_a_password_change_ends_every_other_session_and_api_token(db, login, actor) -> None:
+    elsewhere = login("ops2")
+    token = api_tokens.create(db, actor("ops2"), "script")
+    here = login("ops2")
+    changed = here.post(
+        "/password",
+        data={"current": "ops2-demo-2026", "new": "a-brand-new-pass", "csrf_token": here.csrf},
+    )
+    assert changed.status_code == 302
+    assert elsewhere.get("/").status_code == 302  # back to the login page
+    assert here.get("/").status_code == 200  # the session that changed it goes on
+    with pytest.raises(PermissionDeniedError):
+        api_tokens.authenticate(db, token)

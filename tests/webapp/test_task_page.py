@@ -87,3 +87,32 @@ def test_a_comment_goes_into_the_case_history(db, actor, login) -> None:
         f"/cases/{case_id}/comments", data={"text": "x", "csrf_token": outsider.csrf}
     )
     assert refused.status_code == 403
+
+
+def test_the_same_file_attached_to_two_cases_opens_from_either(db, actor, login) -> None:
+    digest = hashlib.sha256(PDF).hexdigest()
+    cases = []
+    for seller in ("sales1", "sales2"):
+        case_id, task_id = (
+            started(db, actor) if seller == "sales1" else _start_as(db, actor, seller)
+        )
+        client = login(seller)
+        data = form_of(claim_data())
+        data.pop("attachments")
+        data["csrf_token"] = client.csrf
+        data["attachments"] = (io.BytesIO(PDF), "发票.pdf")
+        client.post(f"/tasks/{task_id}", data=data, content_type="multipart/form-data")
+        cases.append(case_id)
+    # the first claim is approved by ddm1 and moves on to finance: ddm2 has no part in it
+    first = open_task(db, cases[0], "approve_ddm")
+    runtime.claim_task(db, actor("ddm1"), first)
+    runtime.complete_task(db, actor("ddm1"), first, {"decision": "同意"})
+    approver = login("ddm2")
+    assert approver.get(f"/cases/{cases[0]}").status_code == 403
+    # ... but the second one waits for a 副经理, and it holds the same file
+    assert approver.get(f"/files/{digest}").status_code == 200
+
+
+def _start_as(db, actor, seller: str) -> tuple[int, int]:
+    case = runtime.start_instance(db, actor(seller), "expense_reimbursement")
+    return case.id, open_task(db, case.id, "submit_claim")

@@ -164,6 +164,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_attachment_task_id", "attachment", ["task_id"])
     op.create_table(
+        "attachment_use",
+        sa.Column(
+            "sha256", sa.String(length=64), sa.ForeignKey("attachment.sha256"), nullable=False
+        ),
+        sa.Column("task_id", sa.Integer(), sa.ForeignKey("human_task.id"), nullable=False),
+        sa.PrimaryKeyConstraint("sha256", "task_id"),
+    )
+    op.create_table(
         "saved_filter",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), sa.ForeignKey("user.id"), nullable=False),
@@ -186,6 +194,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("task_draft")
     op.drop_table("saved_filter")
+    op.drop_table("attachment_use")
     op.drop_table("attachment")
     op.drop_table("api_token")
     op.drop_table("budget_entry")
