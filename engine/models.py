@@ -389,3 +389,13 @@ class SavedFilter(Base):
     name: Mapped[str] = mapped_column(String(64))
     query: Mapped[dict[str, Any]]  # tab, process, q, due
     created_at: Mapped[datetime]
+
+
+class InvoiceRegister(Base):
+    """Every invoice number an expense claim has used, system-wide (P6: no invoice twice)."""
+
+    __tablename__ = "invoice_register"
+
+    invoice_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(index=True)
+    registered_at: Mapped[datetime]

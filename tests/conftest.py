@@ -95,6 +95,7 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
                 "attachment_use",
                 "attachment",
                 "api_token",
+                "invoice_register",
                 "budget_entry",
                 "budget_line",
                 "archive_hold",

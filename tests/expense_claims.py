@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
+
+# every claim carries its own invoice number: the register refuses one invoice in two claims
+_NUMBERS = itertools.count(1)
 
 # a day within the claim form's 90-day window of the tests' frozen "today" (2026-03-02)
 FROZEN_DAY = "2026-02-26"
@@ -17,7 +21,7 @@ def claim_data(
         "amount": amount,
         "incurred_date": day,
         "purpose": "赴上海参加保险公司产品培训的差旅费用",
-        "invoices": [{"invoice_no": "INV-0001", "date": day, "amount": amount}],
+        "invoices": [{"invoice_no": f"INV-{next(_NUMBERS):05d}", "date": day, "amount": amount}],
         "attachments": ["ab" * 32],
         "payee_account": "6222020200112233445",
     }

@@ -200,7 +200,7 @@ def problems(service_task: bpmn.ServiceTaskSpec) -> list[str]:
 
 
 # the operators register themselves on import
-from engine.operators import archives, budget, customers, deadlines  # noqa: E402
+from engine.operators import archives, budget, customers, deadlines, invoices  # noqa: E402
 
 
 def load_demo(session: Session, path: Path) -> None:
@@ -215,8 +215,11 @@ __all__ = [
     "Call",
     "Operator",
     "archives",
+    "budget",
     "customers",
     "deadlines",
+    "invoices",
+    "load_demo",
     "operator",
     "problems",
     "step",

@@ -126,7 +126,7 @@ def test_a_claim_commits_its_amount_until_it_is_paid_or_withdrawn(db, actor) -> 
     budget_calls = [
         (e["task_id"], e["payload"]["operator"])
         for e in runtime.get_instance(db, paid.id).history
-        if e["type"] == "operator_called"
+        if e["type"] == "operator_called" and e["payload"]["operator"].startswith("budget_")
     ]
     assert budget_calls == [
         ("check_budget", "budget_check"), ("check_budget", "budget_check"),
@@ -289,5 +289,35 @@ def test_the_audit_holds_the_decision_with_its_inputs_and_the_path_taken(db, act
     }
     paths = [(e["task_id"], e["payload"]["to"]) for e in history if e["type"] == "gateway_taken"]
     assert paths == [("gw_claim_ok", ["check_budget"])]
-    budget = next(e for e in history if e["type"] == "operator_called")
+    budget = next(
+        e
+        for e in history
+        if e["type"] == "operator_called" and e["payload"]["operator"] == "budget_check"
+    )
     assert budget["payload"]["result"]["available"] == "80000.00"  # the budget snapshot
+
+
+def test_an_invoice_serves_one_claim_until_that_claim_is_withdrawn(db, actor) -> None:
+    invoice = [{"invoice_no": "FP-2026-777", "date": "2026-02-26", "amount": "800.00"}]
+    first = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    work(db, actor("sales1"), first.id, "submit_claim", claim_data(invoices=invoice))
+    open_task(db, first.id, "approve_ddm")
+    second = runtime.start_instance(db, actor("sales2"), "expense_reimbursement")
+    work(db, actor("sales2"), second.id, "submit_claim", claim_data(invoices=invoice))
+    # the same invoice in a second claim: back to its applicant, saying why
+    assert (
+        "FP-2026-777 已在其他报销申请中使用"
+        in runtime.get_instance(db, second.id).data["claim_problem"]
+    )
+    open_task(db, second.id, "revise_claim")
+    # the first claim is rejected and withdrawn: its invoice is free again
+    work(
+        db,
+        actor("ddm1"),
+        first.id,
+        "approve_ddm",
+        {"decision": "驳回", "comment": "发票应由本人报销"},
+    )
+    work(db, actor("sales1"), first.id, "revise_claim", claim_data(action="撤回"))
+    work(db, actor("sales2"), second.id, "revise_claim", claim_data(invoices=invoice))
+    open_task(db, second.id, "approve_ddm")

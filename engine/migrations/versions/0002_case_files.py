@@ -1,4 +1,4 @@
-"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout; API tokens; attachments and drafts; inbox order; saved filters
+"""case files: customers, policies, the archive catalogue and holds, the budget ledger; excluded users on tasks; login lockout; API tokens; attachments and drafts; inbox order; saved filters; the invoice register
 
 Revision ID: 0002
 Revises: 0001
@@ -138,6 +138,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_budget_entry_line_id", "budget_entry", ["line_id"])
     op.create_table(
+        "invoice_register",
+        sa.Column("invoice_no", sa.String(length=64), nullable=False),
+        sa.Column("instance_id", sa.Integer(), nullable=False),
+        sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("invoice_no"),
+    )
+    op.create_index("ix_invoice_register_instance_id", "invoice_register", ["instance_id"])
+    op.create_table(
         "api_token",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), sa.ForeignKey("user.id"), nullable=False),
@@ -197,6 +205,7 @@ def downgrade() -> None:
     op.drop_table("attachment_use")
     op.drop_table("attachment")
     op.drop_table("api_token")
+    op.drop_table("invoice_register")
     op.drop_table("budget_entry")
     op.drop_table("budget_line")
     op.drop_table("archive_hold")
