@@ -22,10 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import select
 
-from engine import bpmn, forms, identity, registry, runtime
-from engine.db import Database
-from engine.identity import Actor
-from engine.models import ProcessInstance
+from engine import bpmn, forms, runtime
+from engine.definitions import registry
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.storage.db import Database
+from engine.storage.models import ProcessInstance
 
 TASKS = 10
 FORM = {

@@ -16,30 +16,32 @@ from pathlib import Path
 # this file is named like the standard library's package: keep its folder off the import path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import argparse  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from typing import Any  # noqa: E402
-from urllib.parse import urlencode  # noqa: E402
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine import identity, operators, registry, runtime  # noqa: E402
-from engine.config import Settings  # noqa: E402
-from engine.db import Database  # noqa: E402
-from tests.expense_claims import claim_data  # noqa: E402
+from engine import case_files, runtime
+from engine.config import Settings
+from engine.definitions import registry
+from engine.people import identity
+from engine.storage.db import Database
+from tests.expense_claims import claim_data
 
 ROLES = ("DDM", "OPS", "SALES", "CS", "FIN_ACC", "ARC", "CMP", "DM")
 
@@ -57,7 +59,7 @@ def build_database(path: Path, total_tasks: int, real_cases: int) -> list[int]:
     settings = Settings()
     with db.unit_of_work() as session:
         identity.load_department(session, settings.demo_data)
-        operators.load_demo(session, settings.demo_case_files)
+        case_files.load_demo(session, settings.demo_case_files)
         registry.deploy_all(
             session, identity.SYSTEM, registry.read_directory(settings.processes_dir)
         )

@@ -16,14 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
+from playwright.sync_api import sync_playwright
+from werkzeug.serving import make_server
 
-from engine import identity, operators, registry, runtime  # noqa: E402
-from engine.config import Settings  # noqa: E402
-from engine.db import Database  # noqa: E402
-from tests.expense_claims import claim_data  # noqa: E402
-from webapp import create_app  # noqa: E402
+from engine import case_files, runtime
+from engine.config import Settings
+from engine.definitions import registry
+from engine.people import identity
+from engine.storage.db import Database
+from tests.expense_claims import claim_data
+from webapp import create_app
 
 OUT = ROOT / "docs" / "img"
 
@@ -63,7 +65,7 @@ def main() -> None:
         settings = Settings(database_url=url, secret_key=secrets.token_hex(16))
         with db.unit_of_work() as session:
             identity.load_department(session, settings.demo_data)
-            operators.load_demo(session, settings.demo_case_files)
+            case_files.load_demo(session, settings.demo_case_files)
             registry.deploy_all(
                 session, identity.SYSTEM, registry.read_directory(settings.processes_dir)
             )

@@ -11,10 +11,13 @@ from typing import Any, TypeVar
 
 import click
 
-from engine import audit, conformance, identity, inbox, operators, registry, runtime, timers
+from engine import audit, case_files, conformance, runtime
 from engine.config import Settings
-from engine.db import Database
+from engine.definitions import registry
 from engine.errors import InvalidDefinitionError, InvalidInputError, OpsflowError
+from engine.people import identity
+from engine.runtime.services import inbox, timers
+from engine.storage.db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,7 +99,7 @@ def init(state: _State) -> None:
     state.db.upgrade()
     with state.db.unit_of_work() as session:
         created = identity.load_department(session, state.settings.demo_data)
-        operators.load_demo(session, state.settings.demo_case_files)
+        case_files.load_demo(session, state.settings.demo_case_files)
         deployed = registry.deploy_all(
             session, identity.SYSTEM, registry.read_directory(state.settings.processes_dir)
         )

@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engine import clock, forms, identity, inbox, registry, runtime, timers
-from engine.db import Database
+from engine import forms, runtime
+from engine.definitions import registry
 from engine.errors import DefinitionProblem, InvalidDefinitionError, InvalidInputError
-from engine.identity import Actor
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.runtime.services import inbox, timers
+from engine.storage.db import Database
+from engine.timekeeping import clock
 
 COMPLETED = "ran to completion"
 REJECTED = "rejected"

@@ -15,10 +15,13 @@ from click.testing import CliRunner, Result
 from playwright.sync_api import Browser
 from sqlalchemy import text
 
-from engine import clock, identity, operators, registry
+from engine import case_files
 from engine.config import PROJECT_ROOT, Settings
-from engine.db import Database
-from engine.identity import Actor
+from engine.definitions import registry
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.storage.db import Database
+from engine.timekeeping import clock
 
 SHARED = PROJECT_ROOT.parent / "shared"
 _PG_BASE = os.environ.get("OPSFLOW_TEST_DATABASE_URL")
@@ -54,7 +57,7 @@ def sqlite_template(
     db.upgrade()
     with db.unit_of_work() as session:
         identity.load_department(session, DEMO)
-        operators.load_demo(session, DEMO_CASE_FILES)
+        case_files.load_demo(session, DEMO_CASE_FILES)
     db.dispose()
     return path
 
@@ -117,7 +120,7 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     with db.unit_of_work() as session:
         identity.load_department(session, DEMO)
-        operators.load_demo(session, DEMO_CASE_FILES)
+        case_files.load_demo(session, DEMO_CASE_FILES)
     return db
 
 
@@ -163,7 +166,7 @@ def deployed(db: Database) -> list[registry.DeployedVersion]:
 
 def open_task(db: Database, instance_id: int, bpmn_id: str) -> int:
     """The id of the instance's open task for a BPMN element (fails the test if there is none)."""
-    from engine import inbox
+    from engine.runtime.services import inbox
 
     matches = [row.id for row in inbox.open_tasks_of(db, instance_id) if row.bpmn_id == bpmn_id]
     assert matches, (
@@ -176,7 +179,8 @@ def work(
     db: Database, who: Actor, instance_id: int, bpmn_id: str, data: dict[str, object] | None = None
 ):
     """Claim (when it is a role's task) and complete an instance's open task as a user."""
-    from engine import inbox, runtime
+    from engine import runtime
+    from engine.runtime.services import inbox
 
     task_id = open_task(db, instance_id, bpmn_id)
     row = inbox.get_task(db, task_id)

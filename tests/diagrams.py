@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from engine import forms, registry
+from engine import forms
+from engine.definitions import registry
 
 HEADER = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'

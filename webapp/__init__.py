@@ -15,9 +15,9 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from engine import clock
 from engine.config import PROJECT_ROOT, Settings
-from engine.db import Database
+from engine.storage.db import Database
+from engine.timekeeping import clock
 
 DEV_SECRET = Settings().secret_key
 INSTANCE_DIR = PROJECT_ROOT / "instance"

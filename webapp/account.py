@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine import api_tokens
+from engine.people import api_tokens
 from webapp.auth import actor, db
 from webapp.i18n import _
 

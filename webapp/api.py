@@ -15,9 +15,11 @@ from flask.views import MethodView
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields, validate
 
-from engine import api_tokens, catalogue, inbox, instance_view, runtime
+from engine import runtime
 from engine.errors import PermissionDeniedError
-from engine.identity import Actor
+from engine.people import api_tokens
+from engine.people.identity import Actor
+from engine.runtime.services import catalogue, inbox, instance_view
 from webapp.auth import csrf, db
 from webapp.i18n import engine_text
 

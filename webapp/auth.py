@@ -11,10 +11,10 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
-from engine import identity
-from engine.db import Database
 from engine.errors import InvalidInputError, PermissionDeniedError
-from engine.identity import Actor
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.storage.db import Database
 from webapp.i18n import _, engine_text
 from webapp.redirects import local_path
 

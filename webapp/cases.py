@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine import comments, instance_view
+from engine.runtime.services import comments, instance_view
 from webapp.auth import actor, db
 from webapp.i18n import _
 from webapp.redirects import local_path

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from engine import catalogue, inbox
+from engine.runtime.services import catalogue, inbox
 from webapp.auth import actor, db
 
 bp = Blueprint("catalogue", __name__)

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from engine import timers
 from engine.cli import main
+from engine.runtime.services import timers
 
 __all__ = ["main"]
 

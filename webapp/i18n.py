@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import Babel, format_currency, format_datetime, get_locale
 from flask_babel import gettext as _
 
-from engine.workdays import CHINA_TZ
+from engine.timekeeping.workdays import CHINA_TZ
 from webapp.redirects import local_path
 
 LANGUAGES = ("zh", "en")

@@ -7,7 +7,9 @@ from datetime import timedelta
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine import catalogue, clock, inbox, runtime
+from engine import runtime
+from engine.runtime.services import catalogue, inbox
+from engine.timekeeping import clock
 from webapp.auth import actor, db
 from webapp.i18n import _
 from webapp.redirects import local_path

@@ -7,8 +7,9 @@ from urllib.parse import quote
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine import attachments, drafts, runtime, task_view
+from engine import runtime
 from engine.errors import InvalidInputError
+from engine.runtime.services import attachments, drafts, task_view
 from webapp import form_input
 from webapp.auth import actor, db
 from webapp.i18n import _, engine_text, language

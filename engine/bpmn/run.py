@@ -14,11 +14,11 @@ from SpiffWorkflow.bpmn.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.util.task import TaskState
 
-from engine import clock
 from engine.bpmn.errors import translated_run_errors
 from engine.bpmn.scripts import SCRIPT_ENGINE
 from engine.bpmn.specs import CompiledProcess
 from engine.errors import OpsflowError
+from engine.timekeeping import clock
 
 # --- the clock: SpiffWorkflow's timers read datetime.now(timezone.utc) in their own module ---
 

@@ -44,7 +44,7 @@ _service_handler: list[ServiceHandler] = []
 
 
 def set_service_handler(handler: ServiceHandler) -> None:
-    """Install what runs service-task operators (``engine.operators`` does, on import)."""
+    """Install what runs service-task operators (``engine.case_files`` does, on import)."""
     _service_handler[:] = [handler]
 
 

@@ -1,7 +1,7 @@
 """``SAFE_HELPERS``: the builtins diagram code sees, in place of Python's ``__builtins__``.
 
 Some are size-checked stand-ins (``int``, ``str``, ``range``, ``zip``, ``round``, ``sum``,
-``isinstance``); the dates, deadlines and money helpers come from ``engine.script_helpers``.
+``isinstance``); the dates, deadlines and money helpers come from ``engine.sandbox.script_helpers``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from engine import script_helpers
+from engine.sandbox import script_helpers
 from engine.sandbox.guards import (
     _CONTAINERS,
     MAX_EXPONENT,

@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DatabaseError
 
-from engine import audit, identity, runtime
-from engine.db import Database
+from engine import audit, runtime
 from engine.errors import InvalidInputError, PermissionDeniedError
+from engine.people import identity
+from engine.storage.db import Database
 from tests.conftest import open_task, work
 from tests.expense_claims import claim_data
 

@@ -19,9 +19,10 @@ import pytest
 from click.testing import Result
 from sqlalchemy import func, select, table
 
-from engine import audit, identity, runtime
+from engine import audit, runtime
 from engine.config import PROJECT_ROOT
-from engine.db import Database
+from engine.people import identity
+from engine.storage.db import Database
 from tests import expense_claims
 from tests.conftest import DEMO, open_task, work
 

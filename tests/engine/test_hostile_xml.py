@@ -12,11 +12,13 @@ import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
-from engine import bpmn, identity, registry
+from engine import bpmn
 from engine.config import PROJECT_ROOT
-from engine.db import Database
+from engine.definitions import registry
 from engine.errors import InvalidDefinitionError
-from engine.models import AuditEvent, ProcessDefinition
+from engine.people import identity
+from engine.storage.db import Database
+from engine.storage.models import AuditEvent, ProcessDefinition
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "registry"
 PASSWD = Path("/etc/passwd").read_text(encoding="utf-8")

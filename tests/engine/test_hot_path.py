@@ -12,10 +12,16 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 
-from engine import audit, caches, identity, inbox, registry, runtime, txn
-from engine.db import Database
-from engine.identity import Actor
-from engine.models import HumanTask, ProcessInstance
+from engine import runtime
+from engine.audit import chain as audit_chain
+from engine.definitions import registry
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.runtime.base import caches
+from engine.runtime.services import inbox
+from engine.storage import txn
+from engine.storage.db import Database
+from engine.storage.models import HumanTask, ProcessInstance
 from tests.conftest import START, open_task
 from tests.diagrams import files, process, sequence, user_task
 
@@ -142,7 +148,7 @@ def test_a_commit_that_fails_leaves_no_hot_workflow_and_nothing_written(
     def failing_flush(self: Any) -> None:  # the last thing before COMMIT
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(audit._Chain, "flush", failing_flush)
+    monkeypatch.setattr(audit_chain._Chain, "flush", failing_flush)
     with pytest.raises(RuntimeError, match="disk full"):
         runtime.complete_task(db, ops1, case.open_task_ids[0], {"note": "lost"})
     monkeypatch.undo()

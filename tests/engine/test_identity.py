@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import identity
-from engine.clock import FrozenClock
-from engine.db import Database
 from engine.errors import InvalidInputError, PermissionDeniedError
-from engine.models import AuditEvent
+from engine.people import identity
+from engine.storage.db import Database
+from engine.storage.models import AuditEvent
+from engine.timekeeping.clock import FrozenClock
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import identity, inbox, registry, runtime
-from engine.db import Database
+from engine import runtime
+from engine.definitions import registry
+from engine.people import identity
+from engine.runtime.services import inbox
+from engine.storage.db import Database
 from tests.diagrams import files, process, sequence, user_task
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")

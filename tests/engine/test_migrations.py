@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from engine.db import Database
-from engine.models import Base
+from engine.storage.db import Database
+from engine.storage.models import Base
 
 
 def test_the_migrated_schema_matches_the_models(db: Database) -> None:

@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from engine import identity, inbox, instance_view, registry, runtime, timers
-from engine.clock import FrozenClock
-from engine.db import Database
+from engine import runtime
+from engine.definitions import registry
 from engine.errors import PermissionDeniedError
-from engine.models import (
+from engine.people import identity
+from engine.runtime.services import inbox, instance_view, timers
+from engine.storage.db import Database
+from engine.storage.models import (
     ArchiveHold,
     ArchiveItem,
     AuditEvent,
@@ -23,6 +25,7 @@ from engine.models import (
     Timer,
     User,
 )
+from engine.timekeeping.clock import FrozenClock
 from tests.conftest import START, open_task, work
 from tests.diagrams import files, flow, process, sequence, service_task, user_task
 

@@ -1,4 +1,4 @@
-"""engine.registry: content-hashed versions, pinned call activities, deploy-time validation, the deploy audit."""
+"""engine.definitions.registry: content-hashed versions, pinned call activities, deploy-time validation, the deploy audit."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import audit, forms, identity, inbox, registry, runtime
-from engine.db import Database
+from engine import audit, forms, runtime
+from engine.definitions import registry
 from engine.errors import DefinitionProblem, InvalidDefinitionError, NotFoundError
-from engine.identity import Actor
-from engine.models import AuditEvent, ProcessDefinition, ProcessInstance
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.runtime.services import inbox
+from engine.storage.db import Database
+from engine.storage.models import AuditEvent, ProcessDefinition, ProcessInstance
 from tests.conftest import work
 from tests.diagrams import service_task
 

@@ -7,15 +7,18 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import audit, identity, inbox, registry, runtime
-from engine.db import Database
+from engine import audit, runtime
+from engine.definitions import registry
 from engine.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
 )
-from engine.identity import Actor
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.runtime.services import inbox
+from engine.storage.db import Database
 from tests.conftest import history_types, open_task
 from tests.diagrams import files, flow, process, sequence, user_task
 

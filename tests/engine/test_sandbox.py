@@ -10,9 +10,9 @@ from typing import Any, Literal, NamedTuple
 
 import pytest
 
-from engine import clock
 from engine.errors import ScriptFailedError, ScriptRejectedError
 from engine.sandbox import SAFE_HELPERS, check, compile_cached, evaluate, execute
+from engine.timekeeping import clock
 
 Mode = Literal["eval", "exec"]
 Outcome = Literal["rejected", "limit", "failed"]

@@ -12,11 +12,15 @@ from uuid import UUID
 
 import pytest
 
-from engine import bpmn, caches, conformance, identity, inbox, registry, runtime, timers
-from engine.clock import FrozenClock
-from engine.db import Database
-from engine.identity import Actor
-from engine.models import ProcessInstance
+from engine import bpmn, conformance, runtime
+from engine.definitions import registry
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.runtime.base import caches
+from engine.runtime.services import inbox, timers
+from engine.storage.db import Database
+from engine.storage.models import ProcessInstance
+from engine.timekeeping.clock import FrozenClock
 from tests.conftest import SHARED, work
 from tests.diagrams import files, flow, process, sequence, user_task
 from tests.expense_claims import claim_data

@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from engine import identity, inbox, registry, runtime, timers
-from engine.clock import FrozenClock
-from engine.db import Database
-from engine.identity import Actor
-from engine.models import AuditEvent, PeriodicStart
+from engine import runtime
+from engine.definitions import registry
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.runtime.services import inbox, timers
+from engine.storage.db import Database
+from engine.storage.models import AuditEvent, PeriodicStart
+from engine.timekeeping.clock import FrozenClock
 from tests.conftest import history_types, open_task
 from tests.diagrams import files, process, sequence, user_task
 

@@ -1,4 +1,4 @@
-"""Working days, deadlines and paused clocks (engine.workdays), against the 2026 PRC calendar.
+"""Working days, deadlines and paused clocks (engine.timekeeping.workdays), against the 2026 PRC calendar.
 
 2026 arrangement as encoded in chinesecalendar 1.11 (State Council notice for 2026):
 元旦 Jan 1–3 off, Sun Jan 4 worked; 春节 Feb 15–23 off, Sat Feb 14 and Sat Feb 28 worked;
@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from engine.errors import ConflictError, InvalidInputError
-from engine.workdays import (
+from engine.timekeeping.workdays import (
     CHINA_TZ,
     Deadline,
     add_calendar_days,
@@ -367,7 +367,7 @@ def test_fallback_across_the_year_end() -> None:
 
 
 def test_fallback_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="engine.workdays"):
+    with caplog.at_level(logging.WARNING, logger="engine.timekeeping.workdays"):
         assert not is_workday(date(2099, 1, 3))  # a Saturday
     assert "2099" in caplog.text
     assert "Monday-Friday" in caplog.text

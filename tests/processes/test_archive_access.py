@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
-from engine import audit, forms, identity, inbox, registry, runtime, timers
-from engine.clock import FrozenClock
+from engine import audit, forms, runtime
 from engine.config import PROJECT_ROOT
-from engine.db import Database
+from engine.definitions import registry
 from engine.errors import PermissionDeniedError
+from engine.people import identity
+from engine.runtime.services import inbox, timers
+from engine.storage.db import Database
+from engine.timekeeping.clock import FrozenClock
 from tests.conftest import history_types, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")

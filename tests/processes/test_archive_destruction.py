@@ -15,11 +15,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine import audit, catalogue, identity, inbox, registry, runtime, script_helpers, timers
-from engine.clock import FrozenClock
-from engine.db import Database
+from engine import audit, runtime
+from engine.definitions import registry
 from engine.errors import PermissionDeniedError
-from engine.models import ArchiveItem
+from engine.people import identity
+from engine.runtime.services import catalogue, inbox, timers
+from engine.sandbox import script_helpers
+from engine.storage.db import Database
+from engine.storage.models import ArchiveItem
+from engine.timekeeping.clock import FrozenClock
 from tests.conftest import history_types, open_task, work
 from tests.diagrams import files, process, sequence, service_task
 

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from engine import audit, identity, inbox, runtime, timers
-from engine.clock import FrozenClock
-from engine.db import Database
+from engine import audit, runtime
 from engine.errors import InvalidInputError, PermissionDeniedError
-from engine.models import ArchiveItem
+from engine.people import identity
+from engine.runtime.services import inbox, timers
+from engine.storage.db import Database
+from engine.storage.models import ArchiveItem
+from engine.timekeeping.clock import FrozenClock
 from tests.conftest import history_types, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")

@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 
-from engine import audit, inbox, runtime, script_helpers, timers, workdays
-from engine.clock import FrozenClock
-from engine.db import Database
+from engine import audit, runtime
 from engine.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from engine.runtime.services import inbox, timers
+from engine.sandbox import script_helpers
+from engine.storage.db import Database
+from engine.timekeeping import workdays
+from engine.timekeeping.clock import FrozenClock
 from tests.conftest import history_types, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine import audit, inbox, runtime, timers
-from engine.clock import FrozenClock
-from engine.db import Database
+from engine import audit, runtime
 from engine.errors import InvalidInputError, PermissionDeniedError
-from engine.models import ArchiveHold, ArchiveItem
-from engine.store import TaskRow
-from engine.workdays import CHINA_TZ
+from engine.runtime.services import inbox, timers
+from engine.storage.db import Database
+from engine.storage.models import ArchiveHold, ArchiveItem
+from engine.storage.store import TaskRow
+from engine.timekeeping.clock import FrozenClock
+from engine.timekeeping.workdays import CHINA_TZ
 from tests.conftest import open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")

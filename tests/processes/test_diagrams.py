@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from engine import identity, registry
 from engine.config import PROJECT_ROOT
-from engine.db import Database
+from engine.definitions import registry
+from engine.people import identity
+from engine.storage.db import Database
 
 PROCESSES = PROJECT_ROOT / "processes"
 NS = {

@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from engine import audit, inbox, operators, runtime, timers
-from engine.clock import FrozenClock
-from engine.db import Database
+from engine import audit, case_files, runtime
 from engine.errors import InvalidInputError, PermissionDeniedError
+from engine.runtime.services import inbox, timers
+from engine.storage.db import Database
+from engine.timekeeping.clock import FrozenClock
 from tests.conftest import history_types, open_task, work
 from tests.expense_claims import claim_data
 
@@ -72,7 +73,7 @@ def test_the_budget_ledger_decides_whether_the_claim_is_within_budget(
 ) -> None:
     # Acceptance scenario 4, variant: 市场推广 2026 with 41,000 spent; 12,000 needs 12,000 available
     with db.unit_of_work() as session:
-        operators.budget.set_line(session, 2026, "运营部", "市场推广", budget, spent="41000.00")
+        case_files.budget.set_line(session, 2026, "运营部", "市场推广", budget, spent="41000.00")
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     work(db, actor("sales1"), case.id, "submit_claim", claim_data("12000.00", "市场推广"))
     data = runtime.get_instance(db, case.id).data
@@ -91,7 +92,7 @@ def test_the_budget_ledger_decides_whether_the_claim_is_within_budget(
 
 def ledger(db: Database, category: str) -> tuple[str, str]:
     with db.read() as session:
-        line = operators.budget.line_of(session, 2026, "运营部", category)
+        line = case_files.budget.line_of(session, 2026, "运营部", category)
         return line.committed, line.spent
 
 
@@ -210,7 +211,7 @@ def test_a_level_the_applicant_holds_moves_up_to_their_manager(db, actor) -> Non
 
 
 def test_the_cashier_cannot_review_and_a_reviewer_cannot_pay(db, actor) -> None:
-    from engine import identity
+    from engine.people import identity
 
     with db.unit_of_work() as session:
         identity.create_user(

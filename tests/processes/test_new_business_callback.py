@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from engine import audit, inbox, runtime, timers, workdays
-from engine.clock import FrozenClock
-from engine.db import Database
+from engine import audit, runtime
 from engine.errors import InvalidInputError, PermissionDeniedError
-from engine.workdays import CHINA_TZ
+from engine.runtime.services import inbox, timers
+from engine.storage.db import Database
+from engine.timekeeping import workdays
+from engine.timekeeping.clock import FrozenClock
+from engine.timekeeping.workdays import CHINA_TZ
 from tests.conftest import open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")

@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
-from engine import bpmn, dmn_checks, forms, identity, registry, runtime, sandbox, workdays
+from engine import bpmn, forms, runtime, sandbox
 from engine.config import PROJECT_ROOT
-from engine.db import Database
+from engine.definitions import dmn_checks, registry
 from engine.errors import InvalidInputError
+from engine.people import identity
+from engine.storage.db import Database
+from engine.timekeeping import workdays
 from tests.diagrams import process, sequence
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")

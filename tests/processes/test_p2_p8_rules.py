@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from engine import forms, identity, registry, runtime
+from engine import forms, runtime
 from engine.config import PROJECT_ROOT
-from engine.db import Database
+from engine.definitions import registry
 from engine.errors import InvalidInputError
+from engine.people import identity
+from engine.storage.db import Database
 
 FORMS_DIR = PROJECT_ROOT / "forms"
 PROCESSES = PROJECT_ROOT / "processes"

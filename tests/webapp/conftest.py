@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from werkzeug.serving import make_server
 
 from engine.config import Settings
-from engine.db import Database
+from engine.storage.db import Database
 from webapp import create_app
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from flask import Flask
 
-from engine import api_tokens
+from engine.people import api_tokens
 from tests.expense_claims import claim_data
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")

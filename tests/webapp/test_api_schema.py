@@ -12,7 +12,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from engine import api_tokens
+from engine.people import api_tokens
 
 pytestmark = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 

@@ -7,9 +7,11 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 
-from engine import api_tokens, inbox, runtime
+from engine import runtime
 from engine.config import Settings
 from engine.errors import PermissionDeniedError
+from engine.people import api_tokens
+from engine.runtime.services import inbox
 from tests.conftest import history_types, open_task
 from tests.expense_claims import claim_data
 from tests.processes.test_sales import LEAD

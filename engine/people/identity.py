@@ -1,0 +1,312 @@
+"""Users, roles, the org chart (who manages whom), password hashing, login."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import audit
+from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from engine.storage.db import Database
+from engine.storage.models import ApiToken, Role, User, UserRole
+from engine.timekeeping import clock
+
+# (code, 中文, English): the regulation's org chart (二(一)) and the functions around it.
+ROLES: tuple[tuple[str, str, str], ...] = (
+    ("DM", "部门经理", "Department manager"),
+    ("DDM", "副经理", "Deputy manager"),
+    ("OPS", "运营管理组", "Operations group"),
+    ("SALES", "销售组", "Sales group"),
+    ("CS", "客服组", "Customer service group"),
+    ("FIN_ACC", "财务-会计", "Finance - accountant"),
+    ("FIN_CASH", "财务-出纳", "Finance - cashier"),
+    ("ARC", "档案管理员", "Archivist"),
+    ("CMP", "合规", "Compliance"),
+    ("HR", "人事", "Human resources"),
+    ("GM", "总经理", "General manager"),
+    ("PO", "流程负责人", "Process owner"),
+    ("ADMIN", "系统管理员", "System administrator"),
+)
+
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: the user and the roles they hold."""
+
+    id: int
+    username: str
+    display_name: str
+    roles: frozenset[str]
+
+    def has_role(self, *codes: str) -> bool:
+        return not self.roles.isdisjoint(codes)
+
+
+SYSTEM = Actor(id=0, username="system", display_name="系统 / system", roles=frozenset({"ADMIN"}))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def ensure_roles(session: Session) -> None:
+    """Create the regulation's roles that do not exist yet."""
+    existing = set(session.scalars(select(Role.code)))
+    for code, name_zh, name_en in ROLES:
+        if code not in existing:
+            session.add(Role(code=code, name_zh=name_zh, name_en=name_en))
+    session.flush()
+
+
+def create_user(
+    session: Session,
+    username: str,
+    display_name: str,
+    *,
+    password: str | None = None,
+    password_hash: str | None = None,
+    roles: Iterable[str] = (),
+    manager: str | None = None,
+) -> Actor:
+    """Add a user with roles and (optionally) a manager.
+
+    :raise InvalidInputError: the username is taken, a role or the manager does not exist.
+    """
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise InvalidInputError(
+            "用户名已存在", {"username": [f"用户名 {username} 已存在 / username taken"]}
+        )
+    manager_id = _user(session, manager).id if manager else None
+    user = User(
+        username=username,
+        display_name=display_name,
+        password_hash=password_hash or hash_password(password or ""),
+        manager_id=manager_id,
+    )
+    session.add(user)
+    session.flush()
+    _grant(session, user.id, roles)
+    return get_actor(session, username)
+
+
+def _grant(session: Session, user_id: int, roles: Iterable[str]) -> None:
+    known = set(session.scalars(select(Role.code)))
+    for code in roles:
+        if code not in known:
+            raise InvalidInputError("未知角色", {"roles": [f"未知角色 / unknown role: {code}"]})
+        session.add(UserRole(user_id=user_id, role_code=code))
+    session.flush()
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError(f"用户不存在 / no such user: {username}")
+    return user
+
+
+def _actor(session: Session, user: User) -> Actor:
+    roles = frozenset(
+        session.scalars(select(UserRole.role_code).where(UserRole.user_id == user.id))
+    )
+    return Actor(user.id, user.username, user.display_name, roles)
+
+
+def get_actor(session: Session, username: str) -> Actor:
+    """:raise NotFoundError: no active user of that name."""
+    user = _user(session, username)
+    if not user.active:
+        raise NotFoundError(f"用户已停用 / user is deactivated: {username}")
+    return _actor(session, user)
+
+
+def get_actor_by_id(session: Session, user_id: int) -> Actor:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"用户不存在 / no such user: #{user_id}")
+    return _actor(session, user)
+
+
+def active_actor(session: Session, user_id: int, stamp: str | None = None) -> Actor | None:
+    """The user as an Actor while their account is active, else None; with ``stamp``, only
+    while their password is the one that stamp was made from (a login session's owner)."""
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        return None
+    if stamp is not None and not hmac.compare_digest(stamp, _stamp(user.password_hash)):
+        return None  # the password changed since this session logged in
+    return _actor(session, user)
+
+
+def session_stamp(db: Database, user_id: int) -> str:
+    """A mark of the user's current password for their login session: changing the password
+    ends every session made before."""
+    with db.read() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFoundError(f"用户不存在 / no such user: #{user_id}")
+        return _stamp(user.password_hash)
+
+
+def _stamp(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def colleagues(session: Session, role: str, *, besides: int) -> list[Actor]:
+    """Active holders of ``role`` other than ``besides``, by name (whom a task may be delegated to)."""
+    users = session.scalars(
+        select(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role_code == role, User.active.is_(True), User.id != besides)
+        .order_by(User.username)
+    )
+    return [_actor(session, user) for user in users]
+
+
+def manager_of(session: Session, user_id: int) -> Actor | None:
+    """The user's manager in the org chart, if any."""
+    user = session.get(User, user_id)
+    if user is None or user.manager_id is None:
+        return None
+    return get_actor_by_id(session, user.manager_id)
+
+
+def usernames(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
+    ids = set(user_ids)
+    if not ids:
+        return {}
+    return {
+        row.id: row.username
+        for row in session.execute(select(User.id, User.username).where(User.id.in_(ids)))
+    }
+
+
+MAX_FAILED_LOGINS = 5
+"""Consecutive wrong passwords after which an account locks for ``LOCKOUT``."""
+LOCKOUT = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 10
+LOGIN_REFUSED = (
+    "用户名或密码错误；连续失败 5 次后账户将锁定 15 分钟 / wrong username or password; "
+    "after 5 failures in a row an account is locked for 15 minutes"
+)
+
+
+def authenticate(db: Database, username: str, password: str) -> Actor:
+    """Check a password; both outcomes are audited (a refusal in a transaction of its own).
+
+    ``MAX_FAILED_LOGINS`` wrong passwords in a row lock the account for ``LOCKOUT``; while it is
+    locked even the right password is refused. A successful login resets the count.
+    :raise PermissionDeniedError: unknown user, deactivated user, wrong password or a locked
+    account, all with one message (the audit trail records which, and until when).
+    """
+    name = username[:64]  # the audit's actor column; longer names exist nowhere anyway
+    now = clock.now()
+    with db.unit_of_work() as session:
+        user = session.scalar(select(User).where(User.username == name).with_for_update())
+        locked_until = user.locked_until if user is not None else None
+        if locked_until is not None and locked_until > now:
+            until: datetime | None = locked_until
+            audit.record(
+                session, "login_locked", actor=name, payload={"until": locked_until.isoformat()}
+            )
+        elif user is not None and user.active and _verify(user.password_hash, password):
+            user.failed_logins, user.locked_until = 0, None
+            audit.record(session, "login", actor=name)
+            return _actor(session, user)
+        else:
+            until = _count_failure(session, user, now)
+            audit.record(session, "login_failed", actor=name)
+            if until is not None:
+                audit.record(
+                    session, "account_locked", actor=name, payload={"until": until.isoformat()}
+                )
+    # one answer for every refusal: it must not tell which accounts exist or are locked
+    raise PermissionDeniedError(LOGIN_REFUSED)
+
+
+def _count_failure(session: Session, user: User | None, now: datetime) -> datetime | None:
+    """One more wrong password; the lock's end when this one locks the account."""
+    if user is None:
+        return None
+    user.failed_logins += 1
+    if user.failed_logins < MAX_FAILED_LOGINS:
+        return None
+    user.failed_logins, user.locked_until = 0, now + LOCKOUT
+    return user.locked_until
+
+
+def change_password(db: Database, actor: Actor, current: str, new: str) -> None:
+    """:raise PermissionDeniedError: the current password is wrong. :raise InvalidInputError:"""
+    problems = []
+    if len(new) < MIN_PASSWORD_LENGTH:
+        problems.append(
+            f"新密码至少 {MIN_PASSWORD_LENGTH} 个字符 / at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    if new == current:
+        problems.append("新密码不能与当前密码相同 / must differ from the current password")
+    if problems:
+        raise InvalidInputError("新密码不符合要求 / the new password is refused", {"new": problems})
+    with db.unit_of_work() as session:
+        user = session.get(User, actor.id)
+        if user is None or not _verify(user.password_hash, current):
+            audit.record(session, "password_change_refused", actor=actor.username)
+            refused = True
+        else:
+            user.password_hash = hash_password(new)
+            live = session.scalars(
+                select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            ).all()
+            for token in live:  # a changed password also ends the API tokens made under it
+                token.revoked_at = clock.now()
+            revoked = len(live)
+            audit.record(
+                session,
+                "password_changed",
+                actor=actor.username,
+                payload={"tokens_revoked": revoked},
+            )
+            refused = False
+    if refused:
+        raise PermissionDeniedError("当前密码错误 / the current password is wrong")
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def load_department(session: Session, path: Path) -> list[Mapping[str, Any]]:
+    """Load the demo department (users, roles, reporting lines) from a JSON file; idempotent.
+
+    Returns the users that were created (with their demo passwords) so the caller can print them.
+    """
+    ensure_roles(session)
+    people: list[Mapping[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["users"]
+    created = []
+    for person in people:  # managers come first in the file
+        if session.scalar(select(User.id).where(User.username == person["username"])) is None:
+            create_user(
+                session,
+                person["username"],
+                person["display_name"],
+                password=person["password"],
+                roles=person["roles"],
+                manager=person.get("manager"),
+            )
+            created.append(person)
+    return created

@@ -1,0 +1,123 @@
+"""The processes a person may start: the latest version of each key whose start lane they belong to.
+
+A start event in a lane that names a role (销售组, 客服组 …) may be used by that role's members; a
+start event in an applicant's lane (申请人), or in no lane, by anyone. A process another one
+calls (the new-business callback, called by the sale) is started by its caller, with that case's
+data, and is not offered. ``start`` checks the rules and starts (the worker's periodic starts and the CLI start as the system, unchecked).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine import bpmn
+from engine.errors import ConflictError, NotFoundError, PermissionDeniedError
+from engine.people import assignment
+from engine.people.identity import Actor
+from engine.runtime.base import caches, unit_of_work
+from engine.runtime.services import instance_actions
+from engine.runtime.step.steps import InstanceSummary
+from engine.storage.db import Database
+from engine.storage.models import ProcessDefinition
+
+
+@dataclass(frozen=True)
+class Startable:
+    key: str
+    name: str
+    version: int
+    roles: frozenset[str]  # empty: anyone may start it
+    called: bool = False  # another process calls it: it starts from there, with that case's data
+
+
+def catalogue(db: Database, actor: Actor) -> list[Startable]:
+    """What ``actor`` may start, by name."""
+    return sorted(
+        (e for e in _latest(db) if not e.called and _may_start(actor, e)), key=lambda e: e.name
+    )
+
+
+def processes(db: Database) -> list[tuple[str, str]]:
+    """(key, name) of every deployed process, by name (the inbox's process filter)."""
+    return sorted(((e.key, e.name) for e in _latest(db)), key=lambda item: item[1])
+
+
+def start(
+    db: Database, actor: Actor, key: str, *, business_key: str | None = None
+) -> InstanceSummary:
+    """Start the latest version of ``key`` as ``actor``.
+
+    :raise NotFoundError: no such process. :raise PermissionDeniedError: (audited)
+    """
+    entry = next((e for e in _latest(db) if e.key == key), None)
+    if entry is None:
+        raise NotFoundError(f"流程不存在 / no process '{key}'")
+    if entry.called:
+        raise ConflictError(
+            f"“{entry.name}”由其他流程调用发起，不能单独发起 / {key} is started by the process that "
+            "calls it, with that case's data"
+        )
+    if not _may_start(actor, entry):
+        with unit_of_work.step(db, actor):
+            raise PermissionDeniedError(
+                f"您不能发起此流程（需要角色 {', '.join(sorted(entry.roles))}）/ you may not start "
+                f"this process (it needs the role {', '.join(sorted(entry.roles))})"
+            )
+    return instance_actions.start_instance(db, actor, key, business_key=business_key)
+
+
+def _may_start(actor: Actor, entry: Startable) -> bool:
+    return not entry.roles or actor.has_role(*entry.roles)
+
+
+_KNOWN: weakref.WeakKeyDictionary[Database, tuple[int, list[Startable]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _latest(db: Database) -> list[Startable]:
+    """The latest version of every key; recomputed only when a version was deployed since."""
+    with db.read() as session:
+        newest_id = session.scalar(select(func.max(ProcessDefinition.id))) or 0
+        known = _KNOWN.get(db)
+        if known is not None and known[0] == newest_id:
+            return known[1]
+        found = _compute_latest(db, session)
+    _KNOWN[db] = (newest_id, found)
+    return found
+
+
+def _compute_latest(db: Database, session: Session) -> list[Startable]:
+    newest = (
+        select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version"))
+        .group_by(ProcessDefinition.key)
+        .subquery()
+    )
+    ids = session.scalars(
+        select(ProcessDefinition.id).join(
+            newest,
+            (ProcessDefinition.key == newest.c.key)
+            & (ProcessDefinition.version == newest.c.version),
+        )
+    ).all()
+    definitions = [caches.of(db).load_definition(session, i) for i in ids]
+    called = {key for d in definitions for key in d.compiled.called_keys}
+    found = []
+    for definition in definitions:
+        roles = {
+            assignment.role_for_lane(lane, {}) for lane in bpmn.start_lanes(definition.compiled)
+        }
+        found.append(
+            Startable(
+                definition.key,
+                definition.name,
+                definition.version,
+                frozenset() if None in roles else frozenset(r for r in roles if r),
+                definition.key in called,
+            )
+        )
+    return found

@@ -1,0 +1,187 @@
+"""Reading one instance: its summary, case data, what it waits for, and its audit history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from engine import audit, bpmn, forms
+from engine.errors import NotFoundError, PermissionDeniedError
+from engine.people import identity
+from engine.people.identity import Actor
+from engine.runtime.base import caches, unit_of_work
+from engine.runtime.services import inbox
+from engine.runtime.step.steps import InstanceSummary
+from engine.storage.db import Database
+from engine.storage.models import HumanTask, ProcessDefinition, ProcessInstance
+from engine.storage.store import OPEN
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    summary: InstanceSummary
+    started_by: str | None
+    started_at: datetime
+    data: Mapping[str, Any]
+    waiting_messages: tuple[str, ...]
+    waiting_timers: tuple[tuple[str, datetime], ...]
+    history: tuple[Mapping[str, Any], ...]
+
+
+def get_instance(db: Database, instance_id: int) -> InstanceView:
+    """An instance with its data, what it waits for, and its audit history."""
+    with db.read() as session:
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
+        definition = caches.of(db).load_definition(session, instance.definition_id)
+        workflow = bpmn.load_state(definition.compiled, instance.state)
+        starter = identity.usernames(session, [instance.started_by] if instance.started_by else [])
+        open_ids = session.scalars(
+            select(HumanTask.id)
+            .where(HumanTask.instance_id == instance.id, HumanTask.status == OPEN)
+            .order_by(HumanTask.id)
+        ).all()
+        summary = InstanceSummary(
+            instance.id,
+            definition.key,
+            definition.version,
+            instance.status,
+            instance.business_key,
+            instance.title,
+            instance.version,
+            tuple(open_ids),
+            instance.error_message,
+            instance.error_element,
+        )
+        return InstanceView(
+            summary,
+            starter.get(instance.started_by or 0),
+            instance.started_at,
+            forms.to_json_data(bpmn.workflow_data(workflow)),
+            tuple(bpmn.waiting_messages(workflow)),
+            tuple(bpmn.waiting_timers(workflow)),
+            tuple(audit.history(session, instance_id)),
+        )
+
+
+CASE_READERS = ("PO", "ADMIN", "CMP", "DM", "GM")
+"""Roles that may read any case (process owners, administrators, compliance, the managers)."""
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    id: int
+    process_key: str
+    title: str
+    business_key: str | None
+    status: str
+    started_at: datetime
+    waiting_on: tuple[tuple[str, str | None, str | None], ...]  # (task name, role, assignee)
+
+
+def cases_of(db: Database, actor: Actor, *, limit: int = 100) -> list[CaseRow]:
+    """Cases the actor started or worked on, newest first, with where each one waits and for whom."""
+    with db.read() as session:
+        worked = select(HumanTask.instance_id).where(
+            (HumanTask.completed_by == actor.id) | (HumanTask.assignee_id == actor.id)
+        )
+        rows = session.execute(
+            select(ProcessInstance, ProcessDefinition.key)
+            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+            .where((ProcessInstance.started_by == actor.id) | ProcessInstance.id.in_(worked))
+            .order_by(ProcessInstance.started_at.desc(), ProcessInstance.id.desc())
+            .limit(limit)
+        ).all()
+        ids = [instance.id for instance, _key in rows]
+        open_rows = session.execute(
+            select(
+                HumanTask.instance_id,
+                HumanTask.name,
+                HumanTask.candidate_role,
+                HumanTask.assignee_id,
+            )
+            .where(HumanTask.instance_id.in_(ids), HumanTask.status == OPEN)
+            .order_by(HumanTask.id)
+        ).all()
+        names = identity.usernames(session, [r.assignee_id for r in open_rows if r.assignee_id])
+        waiting: dict[int, list[tuple[str, str | None, str | None]]] = {}
+        for row in open_rows:
+            waiting.setdefault(row.instance_id, []).append(
+                (row.name, row.candidate_role, names.get(row.assignee_id or 0))
+            )
+        return [
+            CaseRow(
+                instance.id,
+                key,
+                instance.title,
+                instance.business_key,
+                instance.status,
+                instance.started_at,
+                tuple(waiting.get(instance.id, ())),
+            )
+            for instance, key in rows
+        ]
+
+
+def open_case(db: Database, actor: Actor, instance_id: int) -> InstanceView:
+    """The case page: for whoever started it or worked on it, and the reader roles.
+
+    :raise NotFoundError: :raise PermissionDeniedError: (audited)
+    """
+    with unit_of_work.step(db, actor, instance_id=instance_id) as session:
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
+        took_part = instance.started_by == actor.id or session.scalar(
+            select(HumanTask.id)
+            .where(
+                HumanTask.instance_id == instance_id,
+                (HumanTask.completed_by == actor.id)
+                | (HumanTask.assignee_id == actor.id)
+                | (
+                    HumanTask.candidate_role.in_(actor.roles)
+                    & (HumanTask.status == OPEN)
+                    & inbox.not_excluded(actor)
+                ),
+            )
+            .limit(1)
+        )
+        if not took_part and not actor.has_role(*CASE_READERS):
+            raise PermissionDeniedError(
+                "您未参与此流程，无权查看 / you may not read a case you have no part in"
+            )
+    return get_instance(db, instance_id)
+
+
+@dataclass(frozen=True)
+class Diagram:
+    """A case's BPMN diagram with what is done and what waits now, for the viewer's highlights."""
+
+    bpmn_xml: str
+    completed: tuple[str, ...]
+    current: tuple[str, ...]
+
+
+def diagram_of(db: Database, actor: Actor, instance_id: int) -> Diagram:
+    """:raise NotFoundError: :raise PermissionDeniedError: (audited), as ``open_case``."""
+    open_case(db, actor, instance_id)
+    with db.read() as session:
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
+        definition = caches.of(db).load_definition(session, instance.definition_id)
+        xml = session.scalar(
+            select(ProcessDefinition.bpmn_xml).where(ProcessDefinition.id == instance.definition_id)
+        )
+        workflow = bpmn.load_state(definition.compiled, instance.state)
+        current = session.scalars(
+            select(HumanTask.bpmn_id).where(
+                HumanTask.instance_id == instance_id, HumanTask.status == OPEN
+            )
+        ).all()
+    return Diagram(xml or "", tuple(sorted(bpmn.completed_bpmn_ids(workflow))), tuple(current))

@@ -1,0 +1,76 @@
+"""What the task page shows: the task, its form, the case around it; opened only by who may work it.
+
+Opening an open task someone may not work (another role's task, someone else's assigned task, a
+task they must recuse themselves from) is refused and audited like any other refused action. A
+finished task can be read by whoever completed it, by whoever could have worked it, and by
+process owners, administrators and compliance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from engine import forms
+from engine.errors import NotFoundError
+from engine.people import assignment, identity
+from engine.people.identity import Actor
+from engine.runtime.base import caches, unit_of_work
+from engine.runtime.services import inbox
+from engine.runtime.services.instance_view import InstanceView, get_instance
+from engine.storage import store
+from engine.storage.db import Database
+from engine.storage.txn import Txn
+
+READERS = ("PO", "ADMIN", "CMP")
+
+
+@dataclass(frozen=True)
+class TaskView:
+    task: inbox.TaskRow
+    form: forms.FormDefinition | None
+    case: InstanceView
+    open: bool  # still to be done; False: a finished task, shown read-only
+    colleagues: tuple[tuple[str, str], ...] = ()  # (username, name) the task may be delegated to
+
+
+def open_task(db: Database, actor: Actor, task_id: int) -> TaskView:
+    """The task page's content. :raise NotFoundError: :raise PermissionDeniedError: (audited)"""
+    definition_id = unit_of_work.run(db, actor, partial(_check, actor, task_id))
+    task = inbox.get_task(db, task_id)
+    if task is None:
+        raise NotFoundError(f"任务不存在 / no task #{task_id}")
+    form: forms.FormDefinition | None = None
+    colleagues: tuple[tuple[str, str], ...] = ()
+    with db.read() as session:
+        if task.form_key is not None:
+            definition = caches.of(db).load_definition(session, definition_id)
+            form = caches.of(db).form(definition, task.form_key)
+        if task.status == store.OPEN and task.candidate_role is not None:
+            colleagues = tuple(
+                (c.username, c.display_name)
+                for c in identity.colleagues(session, task.candidate_role, besides=actor.id)
+            )
+    case = get_instance(db, task.instance_id)
+    return TaskView(task, form, case, task.status == store.OPEN, colleagues)
+
+
+def _check(actor: Actor, task_id: int, tx: Txn) -> int:
+    row, instance = store.task(tx, task_id)
+    unit_of_work.note_task(tx, row)
+    if row.status == store.OPEN:
+        assignment.check_may_work(actor, row.candidate_role, row.assignee_id)
+        assignment.check_not_excluded(actor, row.excluded)
+    elif row.completed_by != actor.id and not actor.has_role(*READERS):
+        assignment.check_may_work(actor, row.candidate_role, row.completed_by)
+        assignment.check_not_excluded(actor, row.excluded)
+    return instance.definition_id
+
+
+def prefill(view: TaskView) -> Mapping[str, Any]:
+    """The values a form starts with: the case's current data for the form's fields."""
+    if view.form is None:
+        return {}
+    return {f.name: view.case.data[f.name] for f in view.form.fields if f.name in view.case.data}
