@@ -83,6 +83,8 @@ class TaskSchema(Schema):
     due_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
     completed_at = fields.DateTime(allow_none=True)
+    overdue = fields.Bool(metadata={"description": "open, its clock running, past its due time"})
+    due_soon = fields.Bool(metadata={"description": "open, not overdue, due within 24 hours"})
 
 
 class TaskQuerySchema(Schema):

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from engine import runtime
 from engine.runtime.services import catalogue, inbox
-from engine.timekeeping import clock
 from webapp.auth import actor, db
 from webapp.i18n import _
 from webapp.redirects import local_path
 
 bp = Blueprint("inbox", __name__)
 PAGE = 25
-SOON = timedelta(hours=24)  # tasks due within this are marked
 TABS = (inbox.MINE, inbox.CLAIMABLE, inbox.DONE)
 
 
@@ -51,7 +47,6 @@ def index() -> ResponseReturnValue:
         counts=inbox.counts(db(), actor(), filters),
         saved=inbox.saved_filters(db(), actor()),
         processes=catalogue.processes(db()),
-        soon=clock.now() + SOON,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from engine import bpmn
 from engine.case_files import Call, operator
 from engine.errors import ConflictError, InvalidInputError
-from engine.storage.models import NEVER
+from engine.storage.models import NEVER, TaskStatus
 from engine.timekeeping import clock
 from engine.timekeeping.workdays import CHINA_TZ
 
@@ -39,7 +39,7 @@ def clock_pause(call: Call, reason: str) -> dict[str, Any]:
     held = bpmn.pause_clock(call.workflow, paused_at)
     call.task.data[PAUSED_AT] = paused_at  # for the diagram's own records
     call.tx.execute(
-        "UPDATE human_task SET paused_at = ? WHERE instance_id = ? AND status = 'open'"
+        f"UPDATE human_task SET paused_at = ? WHERE instance_id = ? AND status = '{TaskStatus.OPEN}'"
         " AND due_at IS NOT NULL AND paused_at IS NULL",
         (call.tx.when(now), call.instance_id),
     )
@@ -86,7 +86,7 @@ def clock_resume(call: Call, deadlines: list[str]) -> dict[str, Any]:
 def _shift_task_due_times(call: Call, paused_for: Any) -> list[list[Any]]:
     tx = call.tx
     rows = tx.all(
-        "SELECT id, bpmn_id, due_at FROM human_task WHERE instance_id = ? AND status = 'open'"
+        f"SELECT id, bpmn_id, due_at FROM human_task WHERE instance_id = ? AND status = '{TaskStatus.OPEN}'"
         " AND paused_at IS NOT NULL ORDER BY id",
         (call.instance_id,),
     )

@@ -28,6 +28,8 @@ from typing import Any
 
 from engine.errors import InvalidInputError, PermissionDeniedError
 from engine.people.identity import ROLES, Actor
+from engine.storage import users
+from engine.storage.txn import Txn
 from engine.timekeeping import workdays
 
 _ROLE_BY_NAME = {name: code for code, zh, en in ROLES for name in (code, zh, en)}
@@ -66,6 +68,11 @@ def parse_assignee(expression: str | None) -> AssigneeRule | None:
     )
 
 
+def is_starter_rule(expression: str | None) -> bool:
+    """Whether an ``assignee`` expression gives the task to the person who started the case."""
+    return (expression or "").replace(" ", "") == "starter"
+
+
 def segregated_from(properties: Mapping[str, str]) -> tuple[bool, frozenset[str]]:
     """(whether the submitter is excluded, BPMN ids whose completers are excluded)."""
     approval = properties.get("approval", "").lower() == "true"
@@ -83,6 +90,7 @@ def check_may_work(actor: Actor, candidate_role: str | None, assignee_id: int | 
                 "该任务已分配给他人 / this task is assigned to someone else"
             )
         return
+    # a task of no role and no assignee exists only in a diagram deployed with open lanes
     if candidate_role is not None and not actor.has_role(candidate_role):
         raise PermissionDeniedError(
             f"需要角色 {candidate_role} / this task needs the role {candidate_role}"
@@ -92,16 +100,18 @@ def check_may_work(actor: Actor, candidate_role: str | None, assignee_id: int | 
 def check_segregation(
     actor: Actor,
     properties: Mapping[str, str],
-    starter_id: int | None,
+    submitters: Collection[int],
     completers: Mapping[str, Collection[int]],
 ) -> None:
     """Segregation of duties: the submitter never approves; excluded duties stay with others.
 
+    ``submitters`` are the request's submitters: whoever started the case and whoever completed
+    a task the diagram gives the starter (``assignee=starter``: the request's own forms).
     ``completers`` maps BPMN task ids of this instance to the users who completed them.
     :raise PermissionDeniedError: naming the rule that was broken.
     """
     approval, excluded = segregated_from(properties)
-    if approval and actor.id == starter_id:
+    if approval and actor.id in submitters:
         raise PermissionDeniedError(
             "申请人不得审批自己的申请 / the submitter may not approve their own request"
         )
@@ -187,3 +197,95 @@ def parse_same_level(expression: str) -> None:
                 ]
             },
         )
+
+
+# --- who a new task is for (the one resolver every assignee rule goes through) ---
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where a new task goes: a person (``assignee``) or its role's queue (None); who must recuse."""
+
+    assignee: int | None
+    excluded: tuple[int, ...]
+
+
+_CHAIN_LIMIT = 32  # an org chart deeper than this is a loop in the data
+
+
+def nearest_active_manager(tx: Txn, user_id: int) -> int | None:
+    """The user's manager, or while that one is inactive the next one up the org chart."""
+    seen = {user_id}
+    manager = users.manager_id(tx, user_id)
+    while manager is not None and manager not in seen and len(seen) < _CHAIN_LIMIT:
+        if users.is_active(tx, manager):
+            return manager
+        seen.add(manager)
+        manager = users.manager_id(tx, manager)
+    return None
+
+
+def route(
+    tx: Txn,
+    properties: Mapping[str, str],
+    *,
+    starter_id: int | None,
+    role: str | None,
+    data: Callable[[], Mapping[str, Any]],
+) -> Routing:
+    """Resolve a new task's assignee rules to an active person, or leave it to the role's queue.
+
+    - ``starter``: the starter while active, else their nearest active manager;
+    - ``manager_of(starter)`` (and ``sameLevelAssignee`` when the starter holds the task's role):
+      the nearest active manager up the org chart;
+    - ``data.<field>``: the named user if active and holding the task's role, else the queue;
+    - nobody is handed a task they must recuse themselves from (``excludeUsers``).
+    """
+    excluded = excluded_ids(tx, properties, data)
+    assignee = _assignee(tx, properties, starter_id, role, data)
+    same_level = bool(role and starter_id and properties.get("sameLevelAssignee"))
+    # an approval level the applicant holds moves up the org chart
+    if assignee is None and same_level and role in users.role_codes(tx, starter_id or 0):
+        assignee = nearest_active_manager(tx, starter_id or 0)
+    return Routing(None if assignee in excluded else assignee, excluded)
+
+
+def _assignee(
+    tx: Txn,
+    properties: Mapping[str, str],
+    starter_id: int | None,
+    role: str | None,
+    data: Callable[[], Mapping[str, Any]],
+) -> int | None:
+    rule = parse_assignee(properties.get("assignee"))
+    if rule is None or starter_id is None:
+        return None
+    if rule.kind == "starter":
+        return (
+            starter_id
+            if users.is_active(tx, starter_id)
+            else nearest_active_manager(tx, starter_id)
+        )
+    if rule.kind == "manager_of_starter":
+        return nearest_active_manager(tx, starter_id)
+    username = data_assignee(rule, data())
+    user_id = users.user_id(tx, username) if username else None
+    if user_id is None or not users.is_active(tx, user_id):
+        return None
+    # someone without the task's role: the role's queue gets it
+    return user_id if role is None or role in users.role_codes(tx, user_id) else None
+
+
+def excluded_ids(
+    tx: Txn, properties: Mapping[str, str], data: Callable[[], Mapping[str, Any]]
+) -> tuple[int, ...]:
+    """Ids of the users an ``excludeUsers`` rule keeps away from the task (active or not)."""
+    ids: set[int] = set()
+    for exclusion in parse_exclusions(properties.get("excludeUsers")):
+        for username in excluded_usernames(exclusion, data()):
+            user_id = users.user_id(tx, username)
+            if user_id is not None and exclusion.managers:
+                user_id = users.manager_id(tx, user_id)
+            if user_id is not None:
+                ids.add(user_id)
+    return tuple(sorted(ids))

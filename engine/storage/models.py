@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -19,6 +20,30 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+
+class InstanceStatus(StrEnum):
+    """``process_instance.status``."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class TaskStatus(StrEnum):
+    """``human_task.status``."""
+
+    OPEN = "open"
+    DONE = "completed"
+    WITHDRAWN = "cancelled"
+
+
+class TimerStatus(StrEnum):
+    """``timer.status``."""
+
+    WAITING = "waiting"
+    DONE = "done"
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from engine.errors import ConflictError, NotFoundError
-from engine.storage.models import NEVER
+from engine.storage.models import NEVER, InstanceStatus, TaskStatus, TimerStatus
 from engine.storage.txn import Txn
 
-OPEN, DONE, WITHDRAWN = "open", "completed", "cancelled"
+OPEN, DONE, WITHDRAWN = TaskStatus.OPEN, TaskStatus.DONE, TaskStatus.WITHDRAWN
 
 
 @dataclass
@@ -82,8 +82,25 @@ def _instance(tx: Txn, row: Any) -> InstanceRow:
 def _task(tx: Txn, row: Any) -> TaskRow:
     values = list(row)
     values[9] = tx.read_when(values[9])
-    values[10] = tuple(int(i) for i in values[10].split(",")) if values[10] else ()
+    values[10] = decode_user_ids(values[10])
     return TaskRow(*values)
+
+
+# --- human_task.excluded_user_ids: the users who must recuse themselves, as "3,17" ---
+
+
+def encode_user_ids(ids: tuple[int, ...]) -> str | None:
+    """The column's text for a set of user ids (None for none)."""
+    return ",".join(map(str, ids)) or None
+
+
+def decode_user_ids(text: str | None) -> tuple[int, ...]:
+    return tuple(int(i) for i in text.split(",") if i) if text else ()
+
+
+def listed(user_id: int) -> str:
+    """A LIKE pattern matching ``"," || column || ","`` when the column lists ``user_id``."""
+    return f"%,{int(user_id)},%"
 
 
 def _no_task(task_id: int) -> NotFoundError:
@@ -111,6 +128,14 @@ def task_locking_instance(tx: Txn, task_id: int) -> tuple[TaskRow, InstanceRow]:
     return _task(tx, row), _instance(tx, locked)
 
 
+def instance(tx: Txn, instance_id: int) -> InstanceRow:
+    """:raise NotFoundError:"""
+    row = tx.one(_INSTANCE, (instance_id,))
+    if row is None:
+        raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
+    return _instance(tx, row)
+
+
 def lock_instance(tx: Txn, instance_id: int) -> InstanceRow:
     """:raise NotFoundError:"""
     row = tx.one(_INSTANCE if tx.sqlite else _LOCK_INSTANCE, (instance_id,))
@@ -121,7 +146,7 @@ def lock_instance(tx: Txn, instance_id: int) -> InstanceRow:
 
 def running_instance_ids(tx: Txn, business_key: str | None) -> list[int]:
     rows = tx.all(
-        "SELECT id FROM process_instance WHERE business_key = ? AND status = 'running'",
+        f"SELECT id FROM process_instance WHERE business_key = ? AND status = '{InstanceStatus.RUNNING}'",
         (business_key,),
     )
     return [int(row[0]) for row in rows]
@@ -135,7 +160,7 @@ def open_tasks(tx: Txn, instance_id: int) -> dict[str, tuple[int, str]]:
     """spiff task id -> (human_task.id, BPMN id) of the instance's open tasks."""
     rows = tx.all(
         "SELECT id, spiff_task_id, bpmn_id FROM human_task"
-        " WHERE instance_id = ? AND status = 'open' ORDER BY id",
+        f" WHERE instance_id = ? AND status = '{TaskStatus.OPEN}' ORDER BY id",
         (instance_id,),
     )
     return {str(spiff_id): (int(row_id), str(bpmn_id)) for row_id, spiff_id, bpmn_id in rows}
@@ -143,7 +168,7 @@ def open_tasks(tx: Txn, instance_id: int) -> dict[str, tuple[int, str]]:
 
 def waiting_timers(tx: Txn, instance_id: int) -> frozenset[tuple[str, datetime]]:
     rows = tx.all(
-        "SELECT bpmn_id, fire_at FROM timer WHERE instance_id = ? AND status = 'waiting'",
+        f"SELECT bpmn_id, fire_at FROM timer WHERE instance_id = ? AND status = '{TimerStatus.WAITING}'",
         (instance_id,),
     )
     found: set[tuple[str, datetime]] = set()
@@ -157,7 +182,7 @@ def waiting_timers(tx: Txn, instance_id: int) -> frozenset[tuple[str, datetime]]
 def completers(tx: Txn, instance_id: int) -> dict[str, set[int]]:
     """BPMN task id -> ids of the users who completed it, in this instance."""
     rows = tx.all(
-        "SELECT bpmn_id, completed_by FROM human_task WHERE instance_id = ? AND status = 'completed'",
+        f"SELECT bpmn_id, completed_by FROM human_task WHERE instance_id = ? AND status = '{TaskStatus.DONE}'",
         (instance_id,),
     )
     found: dict[str, set[int]] = {}
@@ -165,6 +190,30 @@ def completers(tx: Txn, instance_id: int) -> dict[str, set[int]]:
         if user_id is not None:
             found.setdefault(bpmn_id, set()).add(user_id)
     return found
+
+
+def case_exclusions(tx: Txn, instance_id: int) -> tuple[int, ...]:
+    """Everyone who must recuse themselves from some task of the case."""
+    rows = tx.all(
+        "SELECT excluded_user_ids FROM human_task"
+        " WHERE instance_id = ? AND excluded_user_ids IS NOT NULL",
+        (instance_id,),
+    )
+    return tuple(sorted({user for (text,) in rows for user in decode_user_ids(text)}))
+
+
+_TOOK_PART = (
+    "SELECT 1 FROM human_task WHERE instance_id = ? AND (completed_by = ? OR assignee_id = ?"
+    f" OR (status = '{TaskStatus.OPEN}' AND candidate_role IN ({{marks}}))) LIMIT 1"
+)
+
+
+def took_part(tx: Txn, instance_id: int, user_id: int, roles: frozenset[str]) -> bool:
+    """Whether the user completed or holds a task of the case, or one waits in their roles' queue."""
+    marks = ", ".join("?" for _ in roles) or "NULL"  # placeholders only: no value in the text
+    sql = _TOOK_PART.format(marks=marks)
+    row = tx.one(sql, (instance_id, user_id, user_id, *sorted(roles)))
+    return row is not None
 
 
 # --- writes ---
@@ -230,7 +279,7 @@ def set_title(tx: Txn, instance_id: int, title: str) -> None:
 
 def complete_task(tx: Txn, task_id: int, at: datetime, by: int | None, data: Any) -> None:
     tx.execute(
-        "UPDATE human_task SET status = 'completed', completed_at = ?, completed_by = ?, data = ?"
+        f"UPDATE human_task SET status = '{TaskStatus.DONE}', completed_at = ?, completed_by = ?, data = ?"
         " WHERE id = ?",
         (tx.when(at), by, tx.json(data), task_id),
     )
@@ -238,7 +287,7 @@ def complete_task(tx: Txn, task_id: int, at: datetime, by: int | None, data: Any
 
 def withdraw_task(tx: Txn, task_id: int, at: datetime) -> None:
     tx.execute(
-        "UPDATE human_task SET status = 'cancelled', completed_at = ? WHERE id = ?",
+        f"UPDATE human_task SET status = '{TaskStatus.WITHDRAWN}', completed_at = ? WHERE id = ?",
         (tx.when(at), task_id),
     )
 
@@ -264,7 +313,7 @@ def insert_task(tx: Txn, new: NewTask) -> int:
     return tx.insert(
         "INSERT INTO human_task (instance_id, spiff_task_id, bpmn_id, name, lane, candidate_role,"
         " assignee_id, form_key, is_approval, status, due_at, sort_due_at, created_at,"
-        " excluded_user_ids, paused_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
+        f" excluded_user_ids, paused_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{TaskStatus.OPEN}', ?, ?, ?, ?, ?)",
         (
             new.instance_id,
             new.spiff_task_id,
@@ -278,7 +327,7 @@ def insert_task(tx: Txn, new: NewTask) -> int:
             tx.when(new.due_at),
             tx.when(new.due_at or NEVER),
             tx.when(new.created_at),
-            ",".join(map(str, new.excluded)) or None,
+            encode_user_ids(new.excluded),
             tx.when(new.paused_at),
         ),
     )
@@ -287,7 +336,7 @@ def insert_task(tx: Txn, new: NewTask) -> int:
 def claim(tx: Txn, task_id: int, user_id: int) -> bool:
     """Assign an open, unassigned task; False when someone else has it."""
     cursor = tx.execute(
-        "UPDATE human_task SET assignee_id = ? WHERE id = ? AND assignee_id IS NULL AND status = 'open'",
+        f"UPDATE human_task SET assignee_id = ? WHERE id = ? AND assignee_id IS NULL AND status = '{TaskStatus.OPEN}'",
         (user_id, task_id),
     )
     return bool(cursor.rowcount == 1)
@@ -300,64 +349,25 @@ def set_assignee(tx: Txn, task_id: int, user_id: int | None) -> None:
 def withdraw_all(tx: Txn, instance_id: int) -> None:
     """A cancelled instance: its open tasks leave the inbox, its timers stop waiting."""
     tx.execute(
-        "UPDATE human_task SET status = 'cancelled' WHERE instance_id = ? AND status = 'open'",
+        f"UPDATE human_task SET status = '{TaskStatus.WITHDRAWN}' WHERE instance_id = ? AND status = '{TaskStatus.OPEN}'",
         (instance_id,),
     )
     tx.execute(
-        "UPDATE timer SET status = 'done' WHERE instance_id = ? AND status = 'waiting'",
+        f"UPDATE timer SET status = '{TimerStatus.DONE}' WHERE instance_id = ? AND status = '{TimerStatus.WAITING}'",
         (instance_id,),
     )
 
 
 def add_timer(tx: Txn, instance_id: int, bpmn_id: str, fire_at: datetime) -> None:
     tx.execute(
-        "INSERT INTO timer (instance_id, bpmn_id, fire_at, status) VALUES (?, ?, ?, 'waiting')",
+        f"INSERT INTO timer (instance_id, bpmn_id, fire_at, status) VALUES (?, ?, ?, '{TimerStatus.WAITING}')",
         (instance_id, bpmn_id, tx.when(fire_at)),
     )
 
 
 def finish_timer(tx: Txn, instance_id: int, bpmn_id: str, fire_at: datetime) -> None:
     tx.execute(
-        "UPDATE timer SET status = 'done'"
-        " WHERE instance_id = ? AND bpmn_id = ? AND fire_at = ? AND status = 'waiting'",
+        f"UPDATE timer SET status = '{TimerStatus.DONE}'"
+        f" WHERE instance_id = ? AND bpmn_id = ? AND fire_at = ? AND status = '{TimerStatus.WAITING}'",
         (instance_id, bpmn_id, tx.when(fire_at)),
     )
-
-
-# --- users (the assignee rules of task creation, on the hot path) ---
-
-
-def manager_id(tx: Txn, user_id: int) -> int | None:
-    """The user's manager (``identity.manager_of``'s id)."""
-    row = tx.one('SELECT manager_id FROM "user" WHERE id = ?', (user_id,))
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def role_codes(tx: Txn, user_id: int) -> set[str]:
-    """The user's role codes (``identity.get_actor(...).roles``)."""
-    return {
-        str(row[0])
-        for row in tx.all("SELECT role_code FROM user_role WHERE user_id = ?", (user_id,))
-    }
-
-
-def active_user_id_or_none(tx: Txn, username: str) -> int | None:
-    """The id of the active user with this username, or None."""
-    row = tx.one('SELECT id, active FROM "user" WHERE username = ?', (username,))
-    return int(row[0]) if row is not None and row[1] else None
-
-
-def user_id(tx: Txn, username: str) -> int | None:
-    """The id of the user with this username (active or not), or None."""
-    row = tx.one('SELECT id FROM "user" WHERE username = ?', (username,))
-    return None if row is None else int(row[0])
-
-
-def active_user_id(tx: Txn, username: str) -> int:
-    """``identity.get_actor(session, username).id``. :raise NotFoundError: as it does."""
-    row = tx.one('SELECT id, active FROM "user" WHERE username = ?', (username,))
-    if row is None:
-        raise NotFoundError(f"用户不存在 / no such user: {username}")
-    if not row[1]:
-        raise NotFoundError(f"用户已停用 / user is deactivated: {username}")
-    return int(row[0])

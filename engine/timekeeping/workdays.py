@@ -1,4 +1,4 @@
-"""Working days (PRC holidays and make-up working days), deadlines and paused clocks.
+"""Working days (PRC holidays and make-up working days) and deadlines.
 
 Time zone: business dates are evaluated in China Standard Time through ``CHINA_TZ``,
 a *fixed* UTC+08:00 offset (``datetime.timezone``), not ``zoneinfo``. Mainland China has
@@ -28,18 +28,16 @@ import functools
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass, replace
 from datetime import MAXYEAR, MINYEAR, date, datetime, time, timedelta, timezone
 from typing import Literal
 
 import chinese_calendar
 
-from engine.errors import ConflictError, InvalidInputError
+from engine.errors import InvalidInputError
 
 __all__ = [
     "CHINA_TZ",
     "MAX_DEADLINE_DAYS",
-    "Deadline",
     "DeadlineUnit",
     "add_calendar_days",
     "add_workdays",
@@ -255,70 +253,3 @@ def deadline_from(start: datetime, spec: str) -> datetime:
     if unit == "days":
         return add_calendar_days(start, n)
     return _china(start, "start") + timedelta(hours=n)
-
-
-# --- a deadline clock that can be paused ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """A due time whose clock can be paused (e.g. during mediation) and resumed.
-
-    Immutable: ``pause`` and ``resume`` return a new ``Deadline``. Datetimes must be
-    timezone-aware and are stored converted to ``CHINA_TZ`` (same instants).
-    ``paused_total`` is the sum of all completed pauses.
-    """
-
-    due_at: datetime
-    paused_at: datetime | None = None
-    paused_total: timedelta = timedelta(0)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "due_at", _china(self.due_at, "due_at"))
-        if self.paused_at is not None:
-            object.__setattr__(self, "paused_at", _china(self.paused_at, "paused_at"))
-        if self.paused_total < timedelta(0):
-            raise InvalidInputError(
-                f"累计暂停时间不能为负 / paused_total must not be negative: {self.paused_total}"
-            )
-
-    @property
-    def is_paused(self) -> bool:
-        """Whether the clock is currently stopped."""
-        return self.paused_at is not None
-
-    def pause(self, at: datetime) -> Deadline:
-        """Stop the clock at ``at``; ``ConflictError`` if it is already paused."""
-        if self.paused_at is not None:
-            raise ConflictError(
-                f"期限已暂停（自 {self.paused_at.isoformat()}） / deadline already paused "
-                f"since {self.paused_at.isoformat()}"
-            )
-        return replace(self, paused_at=_china(at, "at"))
-
-    def resume(self, at: datetime) -> Deadline:
-        """Restart the clock; ``due_at`` moves later by exactly the time spent paused.
-
-        ``ConflictError`` if not paused; ``InvalidInputError`` if ``at`` is before the pause.
-        """
-        if self.paused_at is None:
-            raise ConflictError("期限未暂停，无法恢复 / deadline is not paused, cannot resume")
-        at = _china(at, "at")
-        if at < self.paused_at:
-            raise InvalidInputError(
-                f"恢复时间早于暂停时间 / resume time {at.isoformat()} is before the pause "
-                f"at {self.paused_at.isoformat()}"
-            )
-        paused_for = at - self.paused_at
-        return replace(
-            self,
-            due_at=self.due_at + paused_for,
-            paused_at=None,
-            paused_total=self.paused_total + paused_for,
-        )
-
-    def is_overdue(self, now: datetime) -> bool:
-        """Whether ``now`` is past ``due_at``; a paused deadline is never overdue."""
-        if self.paused_at is not None:
-            return False
-        return _china(now, "now") > self.due_at

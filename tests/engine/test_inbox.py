@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import update
 
 from engine import runtime
 from engine.definitions import registry
 from engine.people import identity
-from engine.runtime.services import inbox
+from engine.runtime.services import inbox, timers
 from engine.storage.db import Database
+from engine.storage.models import HumanTask
 from tests.diagrams import files, process, sequence, user_task
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
@@ -59,3 +63,30 @@ def test_filters_and_counts_agree(db, actor, three_tasks) -> None:
     assert names(found) == ["slow", "undated"]
     assert inbox.list_tasks(db, ops2, inbox.CLAIMABLE, filters=inbox.Filters(search="NOPE")) == []
     assert inbox.counts(db, actor("sales1"))["claimable"] == 0  # not their role
+
+
+def test_overdue_is_one_rule_a_paused_clock_is_never_overdue(
+    db: Database, actor, three_tasks: int, frozen_clock
+) -> None:
+    ops2 = actor("ops2")
+    frozen_clock.advance(timedelta(days=3))  # "fast" (1 day) is past due, "slow" (10 days) is not
+    rows = {row.bpmn_id: row for row in inbox.list_tasks(db, ops2, inbox.CLAIMABLE)}
+    assert (rows["fast"].overdue, rows["slow"].overdue, rows["undated"].overdue) == (
+        True,
+        False,
+        False,
+    )
+    overdue = inbox.Filters(due="overdue")
+    assert names(inbox.list_tasks(db, ops2, inbox.CLAIMABLE, filters=overdue)) == ["fast"]
+    with db.unit_of_work() as session:  # the case's clock is paused (as mediation pauses it)
+        session.execute(
+            update(HumanTask)
+            .where(HumanTask.instance_id == three_tasks)
+            .values(paused_at=frozen_clock() - timedelta(days=1))
+        )
+    paused = inbox.list_tasks(db, ops2, inbox.CLAIMABLE)
+    assert [row.overdue for row in paused] == [False, False, False]
+    assert inbox.list_tasks(db, ops2, inbox.CLAIMABLE, filters=overdue) == []
+    assert timers.run_once(db) == 0  # and the worker escalates nothing
+    frozen_clock.advance(timedelta(days=30))
+    assert inbox.counts(db, ops2, overdue)["claimable"] == 0

@@ -13,10 +13,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from engine.errors import ConflictError, InvalidInputError
+from engine.errors import InvalidInputError
 from engine.timekeeping.workdays import (
     CHINA_TZ,
-    Deadline,
     add_calendar_days,
     add_workdays,
     calendar_covers,
@@ -196,87 +195,6 @@ def test_workdays_between() -> None:
 def test_workdays_between_inverts_add_workdays(n: int) -> None:
     start = cst(2026, 9, 28)
     assert workdays_between(start.date(), add_workdays(start, n).date()) == n
-
-
-# --- paused clock -----------------------------------------------------------------------
-
-
-def test_ten_day_pause_moves_due_at_by_exactly_ten_days() -> None:
-    # complaint received 2026-04-01, 15 calendar days to answer; mediation pauses the clock
-    received = cst(2026, 4, 1, 9, 30)
-    deadline = Deadline(due_at=add_calendar_days(received, 15))
-    assert deadline.due_at == eod(2026, 4, 16)
-    assert not deadline.is_paused
-
-    paused = deadline.pause(cst(2026, 4, 5, 14))
-    assert paused.is_paused
-    resumed = paused.resume(cst(2026, 4, 15, 14))
-
-    assert not resumed.is_paused
-    assert resumed.paused_at is None
-    assert resumed.due_at == eod(2026, 4, 16) + timedelta(days=10)
-    assert resumed.due_at == eod(2026, 4, 26)
-    assert resumed.paused_total == timedelta(days=10)
-    assert deadline.due_at == eod(2026, 4, 16)  # the original is unchanged
-
-
-def test_pauses_accumulate() -> None:
-    deadline = Deadline(due_at=eod(2026, 4, 16))
-    deadline = deadline.pause(cst(2026, 4, 2, 9)).resume(cst(2026, 4, 2, 12))
-    deadline = deadline.pause(cst(2026, 4, 3, 9)).resume(cst(2026, 4, 4, 9))
-    assert deadline.paused_total == timedelta(hours=27)
-    assert deadline.due_at == eod(2026, 4, 16) + timedelta(hours=27)
-
-
-def test_pause_duration_is_exact_across_time_zones() -> None:
-    deadline = Deadline(due_at=eod(2026, 4, 16))
-    paused = deadline.pause(datetime(2026, 4, 5, 2, 0, tzinfo=UTC))  # 10:00 China
-    resumed = paused.resume(cst(2026, 4, 5, 16))
-    assert resumed.paused_total == timedelta(hours=6)
-    assert resumed.due_at == eod(2026, 4, 16) + timedelta(hours=6)
-
-
-def test_double_pause_conflicts() -> None:
-    paused = Deadline(due_at=eod(2026, 4, 16)).pause(cst(2026, 4, 5))
-    with pytest.raises(ConflictError, match=r"已暂停.*already paused"):
-        paused.pause(cst(2026, 4, 6))
-
-
-def test_resume_when_not_paused_conflicts() -> None:
-    with pytest.raises(ConflictError, match="not paused"):
-        Deadline(due_at=eod(2026, 4, 16)).resume(cst(2026, 4, 6))
-
-
-def test_resume_before_pause_is_invalid() -> None:
-    paused = Deadline(due_at=eod(2026, 4, 16)).pause(cst(2026, 4, 5, 12))
-    with pytest.raises(InvalidInputError, match="before the pause"):
-        paused.resume(cst(2026, 4, 5, 11))
-
-
-def test_resume_at_the_pause_instant_moves_nothing() -> None:
-    paused = Deadline(due_at=eod(2026, 4, 16)).pause(cst(2026, 4, 5, 12))
-    assert paused.resume(cst(2026, 4, 5, 12)).due_at == eod(2026, 4, 16)
-
-
-def test_overdue() -> None:
-    deadline = Deadline(due_at=eod(2026, 4, 16))
-    assert not deadline.is_overdue(cst(2026, 4, 16, 23, 59))
-    assert not deadline.is_overdue(eod(2026, 4, 16))
-    assert deadline.is_overdue(cst(2026, 4, 17, 0, 0))
-    assert deadline.is_overdue(datetime(2026, 4, 16, 16, 0, tzinfo=UTC))  # 00:00 China, Apr 17
-
-
-def test_paused_deadline_is_never_overdue() -> None:
-    paused = Deadline(due_at=eod(2026, 4, 16)).pause(cst(2026, 4, 10))
-    assert not paused.is_overdue(cst(2026, 4, 20))
-    assert not paused.is_overdue(cst(2030, 1, 1))
-
-
-def test_deadline_needs_aware_datetimes() -> None:
-    with pytest.raises(InvalidInputError, match="timezone-aware"):
-        Deadline(due_at=datetime(2026, 4, 16))  # noqa: DTZ001 - naive on purpose
-    with pytest.raises(InvalidInputError, match="timezone-aware"):
-        Deadline(due_at=eod(2026, 4, 16)).pause(datetime(2026, 4, 5))  # noqa: DTZ001
 
 
 # --- deadline specs ---------------------------------------------------------------------

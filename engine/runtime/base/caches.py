@@ -23,8 +23,10 @@ from engine import bpmn, forms
 from engine.definitions import registry
 from engine.errors import NotFoundError
 from engine.people import assignment
+from engine.runtime.base import unit_of_work
 from engine.storage.db import Database
 from engine.storage.models import ProcessDefinition
+from engine.storage.txn import Txn
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Definition:
     forms: Mapping[str, Any]
     compiled: bpmn.CompiledProcess
     tasks: Mapping[str, TaskRules]
+    # the request's own forms: user tasks the diagram gives the starter (assignee=starter)
+    submitting_tasks: frozenset[str] = frozenset()
 
     def rules(self, bpmn_id: str) -> TaskRules:
         return self.tasks.get(bpmn_id, _NO_RULES)
@@ -109,6 +113,11 @@ class Caches:
             forms=dict(row.forms),
             compiled=registry.compiled_version(session, row),
             tasks={bpmn_id: _rules(meta) for bpmn_id, meta in row.user_tasks.items()},
+            submitting_tasks=frozenset(
+                bpmn_id
+                for bpmn_id, meta in row.user_tasks.items()
+                if assignment.is_starter_rule(meta.get("properties", {}).get("assignee"))
+            ),
         )
         self.definitions[definition_id] = definition
         return definition
@@ -124,6 +133,17 @@ def _rules(meta: Mapping[str, Any]) -> TaskRules:
     properties: Mapping[str, str] = dict(meta.get("properties", {}))
     approval, others = assignment.segregated_from(properties)
     return TaskRules(properties, approval, others)
+
+
+def definition(db: Database, tx: Txn, definition_id: int) -> Definition:
+    """A deployed version from the cache, or read through the ORM the first time.
+
+    :raise NotFoundError: the version is missing.
+    """
+    found = of(db).definitions.get(definition_id)
+    if found is not None:
+        return found
+    return of(db).load_definition(unit_of_work.orm_session(tx), definition_id)
 
 
 _CACHES: weakref.WeakKeyDictionary[Database, Caches] = weakref.WeakKeyDictionary()

@@ -14,9 +14,8 @@ from functools import partial
 from sqlalchemy import select
 
 from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from engine.people import assignment
 from engine.people.identity import Actor
-from engine.runtime.base import unit_of_work
+from engine.runtime.base import access, unit_of_work
 from engine.runtime.services import instance_view
 from engine.storage import store
 from engine.storage.db import Database
@@ -71,27 +70,28 @@ def store_file(db: Database, actor: Actor, task_id: int, filename: str, data: by
     if kind is None:
         message = "只接受 PDF、JPEG、PNG、DOCX、XLSX 文件 / only PDF, JPEG, PNG, DOCX and XLSX files are accepted"
         raise InvalidInputError(message, {"file": [message]})
-    unit_of_work.run(db, actor, partial(_check_task, actor, task_id))
     digest = hashlib.sha256(data).hexdigest()
-    with db.unit_of_work() as session:
-        if session.get(Attachment, digest) is None:
-            session.add(
-                Attachment(
-                    sha256=digest, filename=name, content_type=kind, size=len(data), data=data,
-                    uploaded_by=actor.id, uploaded_at=clock.now(), task_id=task_id,
-                )
-            )  # fmt: skip
-            session.flush()
-        if session.get(AttachmentUse, (digest, task_id)) is None:
-            session.add(AttachmentUse(sha256=digest, task_id=task_id))
+    keep = partial(_keep, db, actor, task_id, StoredFile(digest, name, kind, len(data)), data)
+    unit_of_work.run(db, actor, keep, lean=False)
     return StoredFile(digest, name, kind, len(data))
 
 
-def _check_task(actor: Actor, task_id: int, tx: Txn) -> None:
-    row, _instance = store.task(tx, task_id)
-    unit_of_work.note_task(tx, row)
-    assignment.check_may_work(actor, row.candidate_role, row.assignee_id)
-    assignment.check_not_excluded(actor, row.excluded)
+def _keep(db: Database, actor: Actor, task_id: int, info: StoredFile, data: bytes, tx: Txn) -> None:
+    task, instance = store.task(tx, task_id)
+    unit_of_work.note_task(tx, task)
+    access.check_may_act(db, tx, actor, task, instance)
+    session = unit_of_work.orm_session(tx)
+    if session.get(Attachment, info.sha256) is None:
+        session.add(
+            Attachment(
+                sha256=info.sha256, filename=info.filename, content_type=info.content_type,
+                size=info.size, data=data, uploaded_by=actor.id, uploaded_at=clock.now(),
+                task_id=task_id,
+            )
+        )  # fmt: skip
+        session.flush()
+    if session.get(AttachmentUse, (info.sha256, task_id)) is None:
+        session.add(AttachmentUse(sha256=info.sha256, task_id=task_id))
 
 
 def read_file(db: Database, actor: Actor, sha256: str) -> tuple[StoredFile, bytes]:

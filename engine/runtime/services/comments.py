@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from functools import partial
 
 from engine import audit
 from engine.errors import InvalidInputError
 from engine.people.identity import Actor
-from engine.runtime.services import instance_view
+from engine.runtime.base import access, unit_of_work
+from engine.storage import store
 from engine.storage.db import Database
+from engine.storage.txn import Txn
 
 MAX_CHARS = 2000
 COMMENT = "comment_added"
@@ -21,13 +22,9 @@ def add(db: Database, actor: Actor, instance_id: int, text: str) -> None:
     if not body or len(body) > MAX_CHARS:
         message = f"评论须为 1-{MAX_CHARS} 个字符 / a comment has 1-{MAX_CHARS} characters"
         raise InvalidInputError(message, {"text": [message]})
-    instance_view.open_case(db, actor, instance_id)
-    with db.unit_of_work() as session:
-        audit.record(
-            session, COMMENT, actor=actor.username, instance_id=instance_id, payload={"text": body}
-        )
+    unit_of_work.run(db, actor, partial(_add, actor, instance_id, body), instance_id)
 
 
-def of_case(history: tuple[Mapping[str, Any], ...]) -> list[Mapping[str, Any]]:
-    """The comments among a case's history events, oldest first."""
-    return [event for event in history if event["type"] == COMMENT]
+def _add(actor: Actor, instance_id: int, body: str, tx: Txn) -> None:
+    access.check_may_read_case(tx, actor, store.instance(tx, instance_id))
+    audit.record(tx, COMMENT, actor=actor.username, instance_id=instance_id, payload={"text": body})

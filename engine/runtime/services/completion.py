@@ -8,9 +8,8 @@ from typing import Any
 
 from engine import audit, bpmn, forms
 from engine.errors import ConflictError, InvalidInputError
-from engine.people import assignment
 from engine.people.identity import Actor
-from engine.runtime.base import caches, unit_of_work
+from engine.runtime.base import access, caches, unit_of_work
 from engine.runtime.services import task_actions
 from engine.runtime.step import steps
 from engine.runtime.step.steps import InstanceSummary
@@ -53,9 +52,7 @@ def _complete(
 ) -> InstanceSummary:
     task, instance = task_actions.open_task(tx, task_id, lock=True)
     _check_version(instance, expected_version)
-    assignment.check_may_work(actor, task.candidate_role, task.assignee_id)
-    assignment.check_not_excluded(actor, task.excluded)
-    definition = task_actions.check_segregation(db, tx, actor, task, instance)
+    definition = access.check_may_act(db, tx, actor, task, instance)
     cleaned = _validated(db, definition, task, data, locale)
     hot = steps.checkout(db, tx, instance, definition)
     failure = steps.attempt(

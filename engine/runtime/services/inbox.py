@@ -7,12 +7,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
 
 from engine.errors import InvalidInputError, NotFoundError
 from engine.people.identity import Actor
+from engine.storage import store
 from engine.storage.db import Database
-from engine.storage.models import HumanTask, ProcessDefinition, ProcessInstance
+from engine.storage.models import HumanTask, ProcessDefinition, ProcessInstance, TaskStatus
 from engine.storage.models import SavedFilter as SavedFilterRow
 from engine.timekeeping import clock, workdays
 
@@ -35,6 +47,34 @@ class TaskRow:
     due_at: datetime | None
     created_at: datetime
     completed_at: datetime | None
+    overdue: bool  # open, its clock running, and past its due time (``overdue``)
+    due_soon: bool  # open, not overdue, due within ``DUE_SOON``
+
+
+DUE_SOON = timedelta(hours=24)
+"""Open tasks due within this are marked as due soon."""
+
+
+def overdue(now: datetime) -> ColumnElement[bool]:
+    """The one rule of "overdue": the task is open, its clock is not paused, its due time passed."""
+    return and_(
+        HumanTask.status == TaskStatus.OPEN,
+        HumanTask.paused_at.is_(None),
+        HumanTask.sort_due_at < now,
+    )
+
+
+def _due_soon(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        HumanTask.status == TaskStatus.OPEN,
+        HumanTask.paused_at.is_(None),
+        HumanTask.sort_due_at >= now,
+        HumanTask.sort_due_at < now + DUE_SOON,
+    )
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    return type_coerce(case((condition, True), else_=False), Boolean)
 
 
 _COLUMNS = (
@@ -55,10 +95,10 @@ _COLUMNS = (
 )
 
 
-def _base() -> Select[*tuple[Any, ...]]:
+def _base(now: datetime) -> Select[*tuple[Any, ...]]:
     """The columns of a TaskRow (never a whole instance or definition: their state and XML are big)."""
     return (
-        select(*_COLUMNS)
+        select(*_COLUMNS, _flag(overdue(now)), _flag(_due_soon(now)))
         .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
         .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
     )
@@ -67,22 +107,22 @@ def _base() -> Select[*tuple[Any, ...]]:
 def not_excluded(actor: Actor) -> ColumnElement[bool]:
     """The task does not list the actor among those who must recuse themselves (excludeUsers)."""
     listed = literal(",") + HumanTask.excluded_user_ids + literal(",")
-    return or_(HumanTask.excluded_user_ids.is_(None), ~listed.like(f"%,{int(actor.id)},%"))
+    return or_(HumanTask.excluded_user_ids.is_(None), ~listed.like(store.listed(actor.id)))
 
 
 def _conditions(actor: Actor, tab: str) -> list[ColumnElement[bool]]:
     """A tab's conditions on human_task alone: each one is an index's leading columns."""
     if tab == MINE:
-        return [HumanTask.status == "open", HumanTask.assignee_id == actor.id]
+        return [HumanTask.status == TaskStatus.OPEN, HumanTask.assignee_id == actor.id]
     if tab == CLAIMABLE:
         return [
-            HumanTask.status == "open",
+            HumanTask.status == TaskStatus.OPEN,
             HumanTask.candidate_role.in_(actor.roles),
             HumanTask.assignee_id.is_(None),
             not_excluded(actor),
         ]
     if tab == DONE:
-        return [HumanTask.completed_by == actor.id, HumanTask.status == "completed"]
+        return [HumanTask.completed_by == actor.id, HumanTask.status == TaskStatus.DONE]
     raise ValueError(f"unknown inbox tab {tab!r}")
 
 
@@ -116,8 +156,9 @@ def _select(what: Any, actor: Actor, tab: str, filters: Filters, now: datetime) 
         )
     if filters.due:
         day_end = workdays.end_of_day(now.astimezone(workdays.CHINA_TZ).date())
+        if filters.due == "overdue":
+            query = query.where(overdue(now))
         limit = {
-            "overdue": now,
             "today": day_end,
             "week": day_end + timedelta(days=6 - day_end.weekday()),
         }.get(filters.due)
@@ -149,12 +190,13 @@ def list_tasks(
         if filters.sort == "created"
         else (HumanTask.sort_due_at, HumanTask.id)
     )
-    page = _select(HumanTask.id, actor, tab, filters, clock.now())
+    now = clock.now()
+    page = _select(HumanTask.id, actor, tab, filters, now)
     with db.read() as session:
         ids = session.scalars(page.order_by(*order).limit(limit).offset(offset)).all()
         if not ids:
             return []
-        rows = session.execute(_base().where(HumanTask.id.in_(ids)))
+        rows = session.execute(_base(now).where(HumanTask.id.in_(ids)))
         found = {row.id: TaskRow(*row) for row in rows}
         return [found[task_id] for task_id in ids]
 
@@ -173,8 +215,8 @@ def counts(db: Database, actor: Actor, filters: Filters | None = None) -> dict[s
 def open_tasks_of(db: Database, instance_id: int) -> list[TaskRow]:
     with db.read() as session:
         rows = session.execute(
-            _base()
-            .where(HumanTask.instance_id == instance_id, HumanTask.status == "open")
+            _base(clock.now())
+            .where(HumanTask.instance_id == instance_id, HumanTask.status == TaskStatus.OPEN)
             .order_by(HumanTask.id)
         )
         return [TaskRow(*row) for row in rows]
@@ -182,7 +224,7 @@ def open_tasks_of(db: Database, instance_id: int) -> list[TaskRow]:
 
 def get_task(db: Database, task_id: int) -> TaskRow | None:
     with db.read() as session:
-        row = session.execute(_base().where(HumanTask.id == task_id)).one_or_none()
+        row = session.execute(_base(clock.now()).where(HumanTask.id == task_id)).one_or_none()
         return TaskRow(*row) if row else None
 
 

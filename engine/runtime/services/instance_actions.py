@@ -111,7 +111,7 @@ def _correlate(
     instance = store.lock_instance(tx, _find_instance_id(tx, instance_id, business_key))
     if instance.status != RUNNING:
         raise ConflictError(f"流程实例状态为 {instance.status} / the case is {instance.status}")
-    definition = steps.get_definition(db, tx, instance.definition_id)
+    definition = caches.definition(db, tx, instance.definition_id)
     cleaned = _message_payload(db, definition, message_name, payload)
     hot = steps.checkout(db, tx, instance, definition)
     if message_name not in bpmn.waiting_messages(hot.workflow):
@@ -181,7 +181,7 @@ def _cancel(db: Database, actor: Actor, instance_id: int, reason: str, tx: Txn) 
         raise PermissionDeniedError(
             "只有发起人、部门经理或管理员可以撤销 / only the starter, the manager or an admin may cancel"
         )
-    definition = steps.get_definition(db, tx, instance.definition_id)
+    definition = caches.definition(db, tx, instance.definition_id)
     instance.status, instance.ended_at = CANCELLED, clock.now()
     store.withdraw_all(tx, instance_id)
     audit.record(
@@ -213,7 +213,7 @@ def _retry(
     instance = store.lock_instance(tx, instance_id)
     if instance.status != ERROR:
         raise ConflictError(f"流程实例没有出错（{instance.status}）/ the case is not in error")
-    definition = steps.get_definition(db, tx, instance.definition_id)
+    definition = caches.definition(db, tx, instance.definition_id)
     hot = steps.checkout(db, tx, instance, definition)
     failure = steps.attempt(
         tx, actor, instance.id, hot, lambda: bpmn.retry_failed(hot.workflow, data)
@@ -235,7 +235,7 @@ def fire_timers_in(db: Database, session: Session, instance_id: int) -> int:
     instance = store.lock_instance(tx, instance_id)
     if instance.status != RUNNING:
         return 0
-    definition = steps.get_definition(db, tx, instance.definition_id)
+    definition = caches.definition(db, tx, instance.definition_id)
     hot = steps.checkout(db, tx, instance, definition)
     due = [t for t in bpmn.waiting_timers(hot.workflow) if t[1] < clock.now()]
     failure = steps.attempt(tx, actor, instance.id, hot, lambda: bpmn.fire_due_timers(hot.workflow))

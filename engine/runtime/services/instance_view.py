@@ -5,20 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 
 from engine import audit, bpmn, forms
-from engine.errors import NotFoundError, PermissionDeniedError
+from engine.errors import NotFoundError
 from engine.people import identity
 from engine.people.identity import Actor
-from engine.runtime.base import caches, unit_of_work
-from engine.runtime.services import inbox
+from engine.runtime.base import access, caches, unit_of_work
 from engine.runtime.step.steps import InstanceSummary
+from engine.storage import store
 from engine.storage.db import Database
 from engine.storage.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.storage.store import OPEN
+from engine.storage.txn import Txn
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,6 @@ def get_instance(db: Database, instance_id: int) -> InstanceView:
             tuple(bpmn.waiting_timers(workflow)),
             tuple(audit.history(session, instance_id)),
         )
-
-
-CASE_READERS = ("PO", "ADMIN", "CMP", "DM", "GM")
-"""Roles that may read any case (process owners, administrators, compliance, the managers)."""
 
 
 @dataclass(frozen=True)
@@ -129,33 +127,22 @@ def cases_of(db: Database, actor: Actor, *, limit: int = 100) -> list[CaseRow]:
 
 
 def open_case(db: Database, actor: Actor, instance_id: int) -> InstanceView:
-    """The case page: for whoever started it or worked on it, and the reader roles.
+    """The case page: for whoever started it or worked on it, and the reader roles; never for
+    someone recused from it.
 
     :raise NotFoundError: :raise PermissionDeniedError: (audited)
     """
-    with unit_of_work.step(db, actor, instance_id=instance_id) as session:
-        instance = session.get(ProcessInstance, instance_id)
-        if instance is None:
-            raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
-        took_part = instance.started_by == actor.id or session.scalar(
-            select(HumanTask.id)
-            .where(
-                HumanTask.instance_id == instance_id,
-                (HumanTask.completed_by == actor.id)
-                | (HumanTask.assignee_id == actor.id)
-                | (
-                    HumanTask.candidate_role.in_(actor.roles)
-                    & (HumanTask.status == OPEN)
-                    & inbox.not_excluded(actor)
-                ),
-            )
-            .limit(1)
-        )
-        if not took_part and not actor.has_role(*CASE_READERS):
-            raise PermissionDeniedError(
-                "您未参与此流程，无权查看 / you may not read a case you have no part in"
-            )
+    check_may_read(db, actor, instance_id)
     return get_instance(db, instance_id)
+
+
+def check_may_read(db: Database, actor: Actor, instance_id: int) -> None:
+    """:raise NotFoundError: :raise PermissionDeniedError: (audited)"""
+    unit_of_work.run(db, actor, partial(_check, actor, instance_id), instance_id)
+
+
+def _check(actor: Actor, instance_id: int, tx: Txn) -> None:
+    access.check_may_read_case(tx, actor, store.instance(tx, instance_id))
 
 
 @dataclass(frozen=True)
@@ -169,7 +156,7 @@ class Diagram:
 
 def diagram_of(db: Database, actor: Actor, instance_id: int) -> Diagram:
     """:raise NotFoundError: :raise PermissionDeniedError: (audited), as ``open_case``."""
-    open_case(db, actor, instance_id)
+    check_may_read(db, actor, instance_id)
     with db.read() as session:
         instance = session.get(ProcessInstance, instance_id)
         if instance is None:

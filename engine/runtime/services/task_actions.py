@@ -6,10 +6,9 @@ from functools import partial
 
 from engine import audit
 from engine.errors import ConflictError, PermissionDeniedError
-from engine.people import assignment, identity
+from engine.people import identity
 from engine.people.identity import Actor
-from engine.runtime.base import caches, unit_of_work
-from engine.runtime.step import steps
+from engine.runtime.base import access, unit_of_work
 from engine.storage import store
 from engine.storage.db import Database
 from engine.storage.store import DONE, OPEN, InstanceRow, TaskRow
@@ -23,9 +22,7 @@ def claim_task(db: Database, actor: Actor, task_id: int) -> None:
 
 def _claim(db: Database, actor: Actor, task_id: int, tx: Txn) -> None:
     task, instance = open_task(tx, task_id)
-    assignment.check_may_work(actor, task.candidate_role, None)
-    assignment.check_not_excluded(actor, task.excluded)
-    check_segregation(db, tx, actor, task, instance)
+    access.check_may_act(db, tx, actor, task, instance, taking=True)
     if task.assignee_id == actor.id:
         return
     if not store.claim(tx, task_id, actor.id):
@@ -71,15 +68,18 @@ def delegate_task(db: Database, actor: Actor, task_id: int, to_username: str) ->
 
 def _delegate(db: Database, actor: Actor, task_id: int, to_username: str, tx: Txn) -> None:
     task, instance = open_task(tx, task_id)
-    assignment.check_may_work(actor, task.candidate_role, task.assignee_id)
-    assignment.check_not_excluded(actor, task.excluded)  # nor may they pick who handles it
+    access.check_may_act(db, tx, actor, task, instance)  # a recused person may not pick either
     colleague = identity.get_actor(unit_of_work.orm_session(tx), to_username)
-    if task.candidate_role and not colleague.has_role(task.candidate_role):
+    if task.candidate_role is None:
         raise PermissionDeniedError(
-            f"{to_username} 没有角色 {task.candidate_role} / lacks the task's role"
+            "此任务只能由本人处理，不能转办 / only the person it is for may work this task"
         )
-    assignment.check_not_excluded(colleague, task.excluded)
-    check_segregation(db, tx, colleague, task, instance)
+    if not colleague.has_role(task.candidate_role):
+        raise PermissionDeniedError(
+            f"{to_username} 没有角色 {task.candidate_role} / {to_username} lacks the task's role"
+        )
+    # the colleague must be someone who could have worked it: recusal, segregation of duties
+    access.check_may_act(db, tx, colleague, task, instance, taking=True)
     store.set_assignee(tx, task_id, colleague.id)
     audit.record(
         tx,
@@ -114,15 +114,3 @@ def open_task(tx: Txn, task_id: int, *, lock: bool = False) -> tuple[TaskRow, In
     unit_of_work.note_task(tx, task)
     _ensure_open(tx, task)
     return task, instance
-
-
-def check_segregation(
-    db: Database, tx: Txn, actor: Actor, task: TaskRow, instance: InstanceRow
-) -> caches.Definition:
-    """Segregation of duties (queried only when the task has such a rule); returns the version."""
-    definition = steps.get_definition(db, tx, instance.definition_id)
-    rules = definition.rules(task.bpmn_id)
-    if rules.segregated:
-        done_by = store.completers(tx, instance.id) if rules.segregated_from else {}
-        assignment.check_segregation(actor, rules.properties, instance.started_by, done_by)
-    return definition

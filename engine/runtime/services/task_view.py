@@ -3,7 +3,7 @@
 Opening an open task someone may not work (another role's task, someone else's assigned task, a
 task they must recuse themselves from) is refused and audited like any other refused action. A
 finished task can be read by whoever completed it, by whoever could have worked it, and by
-process owners, administrators and compliance.
+process owners, administrators and compliance (``access.check_may_read_task``).
 """
 
 from __future__ import annotations
@@ -15,16 +15,14 @@ from typing import Any
 
 from engine import forms
 from engine.errors import NotFoundError
-from engine.people import assignment, identity
+from engine.people import identity
 from engine.people.identity import Actor
-from engine.runtime.base import caches, unit_of_work
+from engine.runtime.base import access, caches, unit_of_work
 from engine.runtime.services import inbox
 from engine.runtime.services.instance_view import InstanceView, get_instance
 from engine.storage import store
 from engine.storage.db import Database
 from engine.storage.txn import Txn
-
-READERS = ("PO", "ADMIN", "CMP")
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ class TaskView:
 
 def open_task(db: Database, actor: Actor, task_id: int) -> TaskView:
     """The task page's content. :raise NotFoundError: :raise PermissionDeniedError: (audited)"""
-    definition_id = unit_of_work.run(db, actor, partial(_check, actor, task_id))
+    definition_id = unit_of_work.run(db, actor, partial(_check, db, actor, task_id))
     task = inbox.get_task(db, task_id)
     if task is None:
         raise NotFoundError(f"任务不存在 / no task #{task_id}")
@@ -57,15 +55,10 @@ def open_task(db: Database, actor: Actor, task_id: int) -> TaskView:
     return TaskView(task, form, case, task.status == store.OPEN, colleagues)
 
 
-def _check(actor: Actor, task_id: int, tx: Txn) -> int:
+def _check(db: Database, actor: Actor, task_id: int, tx: Txn) -> int:
     row, instance = store.task(tx, task_id)
     unit_of_work.note_task(tx, row)
-    if row.status == store.OPEN:
-        assignment.check_may_work(actor, row.candidate_role, row.assignee_id)
-        assignment.check_not_excluded(actor, row.excluded)
-    elif row.completed_by != actor.id and not actor.has_role(*READERS):
-        assignment.check_may_work(actor, row.candidate_role, row.completed_by)
-        assignment.check_not_excluded(actor, row.excluded)
+    access.check_may_read_task(db, tx, actor, row, instance)
     return instance.definition_id
 
 

@@ -18,10 +18,10 @@ from engine import audit
 from engine.definitions import periodic_starts
 from engine.errors import OpsflowError
 from engine.people import identity
-from engine.runtime.services import instance_actions
+from engine.runtime.services import inbox, instance_actions
 from engine.runtime.step.steps import RUNNING
 from engine.storage.db import Database
-from engine.storage.models import HumanTask, PeriodicStart, ProcessInstance, Timer
+from engine.storage.models import HumanTask, PeriodicStart, ProcessInstance, Timer, TimerStatus
 from engine.timekeeping import clock
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _next_due(session: Session) -> int | None:
         select(ProcessInstance.id)
         .join(Timer, Timer.instance_id == ProcessInstance.id)
         .where(
-            Timer.status == "waiting",
+            Timer.status == TimerStatus.WAITING,
             Timer.fire_at < clock.now(),  # SpiffWorkflow fires strictly after the due time
             ProcessInstance.status == RUNNING,
         )
@@ -74,7 +74,7 @@ def _postpone(session: Session, instance_id: int, exc: OpsflowError) -> None:
     due = session.scalars(
         select(Timer).where(
             Timer.instance_id == instance_id,
-            Timer.status == "waiting",
+            Timer.status == TimerStatus.WAITING,
             Timer.fire_at < clock.now(),
         )
     ).all()
@@ -126,10 +126,8 @@ def escalate_next_overdue(db: Database) -> int | None:
         task = session.scalar(
             select(HumanTask)
             .where(
-                HumanTask.status == "open",
-                HumanTask.sort_due_at <= clock.now(),
+                inbox.overdue(clock.now()),
                 HumanTask.escalated_at.is_(None),
-                HumanTask.paused_at.is_(None),
             )
             .order_by(HumanTask.sort_due_at)
             .limit(1)

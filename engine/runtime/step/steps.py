@@ -19,14 +19,20 @@ from engine import audit, bpmn, case_files, forms
 from engine.errors import ScriptError
 from engine.people import assignment
 from engine.people.identity import Actor
-from engine.runtime.base import caches, unit_of_work
+from engine.runtime.base import caches
 from engine.storage import store
 from engine.storage.db import Database
+from engine.storage.models import InstanceStatus
 from engine.storage.store import InstanceRow
 from engine.storage.txn import Txn
 from engine.timekeeping import clock
 
-RUNNING, COMPLETED, CANCELLED, ERROR = "running", "completed", "cancelled", "error"
+RUNNING, COMPLETED, CANCELLED, ERROR = (
+    InstanceStatus.RUNNING,
+    InstanceStatus.COMPLETED,
+    InstanceStatus.CANCELLED,
+    InstanceStatus.ERROR,
+)
 
 
 @dataclass(frozen=True)
@@ -43,17 +49,6 @@ class InstanceSummary:
     open_task_ids: tuple[int, ...]
     error: str | None = None
     error_element: str | None = None
-
-
-def get_definition(db: Database, tx: Txn, definition_id: int) -> caches.Definition:
-    """The deployed version from the cache, or read through the ORM the first time.
-
-    :raise NotFoundError: the version is missing.
-    """
-    found = caches.of(db).definitions.get(definition_id)
-    if found is not None:
-        return found
-    return caches.of(db).load_definition(unit_of_work.orm_session(tx), definition_id)
 
 
 def checkout(
@@ -218,14 +213,8 @@ def _create_task(
     data = functools.cache(lambda: bpmn.task_data(workflow, task.task_id))
     due_at = assignment.due_at(props, now, data)
     role = assignment.role_for_lane(task.lane, props)
-    assignee = _assignee(tx, instance.started_by, props, data, role)
-    # an approval level the applicant holds moves up to the applicant's manager
-    starter = instance.started_by
-    if assignee is None and role and starter and props.get("sameLevelAssignee"):
-        assignee = store.manager_id(tx, starter) if role in store.role_codes(tx, starter) else None
-    excluded = _excluded(tx, props, data)
-    if assignee in excluded:  # nobody is handed a task they must recuse themselves from
-        assignee = None
+    routing = assignment.route(tx, props, starter_id=instance.started_by, role=role, data=data)
+    assignee, excluded = routing.assignee, routing.excluded
     paused_at = now if bpmn.clock_paused(workflow) and due_at is not None else None
     row_id = store.insert_task(
         tx,
@@ -250,45 +239,6 @@ def _create_task(
         },
     )
     return row_id
-
-
-def _assignee(
-    tx: Txn,
-    started_by: int | None,
-    props: Mapping[str, str],
-    data: Callable[[], Mapping[str, Any]],
-    role: str | None = None,
-) -> int | None:
-    rule = assignment.parse_assignee(props.get("assignee"))
-    if rule is None or started_by is None:
-        return None
-    if rule.kind == "starter":
-        return started_by
-    if rule.kind == "manager_of_starter":
-        return store.manager_id(tx, started_by)
-    username = assignment.data_assignee(rule, data())
-    if not username:
-        return None
-    user_id = store.active_user_id_or_none(tx, username)
-    # an unknown or deactivated person, or one without the task's role: the role's queue gets it
-    if user_id is None or (role is not None and role not in store.role_codes(tx, user_id)):
-        return None
-    return user_id
-
-
-def _excluded(
-    tx: Txn, props: Mapping[str, str], data: Callable[[], Mapping[str, Any]]
-) -> tuple[int, ...]:
-    """Ids of the users an ``excludeUsers`` rule keeps away from the task."""
-    ids: set[int] = set()
-    for exclusion in assignment.parse_exclusions(props.get("excludeUsers")):
-        for username in assignment.excluded_usernames(exclusion, data()):
-            user_id = store.user_id(tx, username)
-            if user_id is not None and exclusion.managers:
-                user_id = store.manager_id(tx, user_id)
-            if user_id is not None:
-                ids.add(user_id)
-    return tuple(sorted(ids))
 
 
 def _sync_timers(

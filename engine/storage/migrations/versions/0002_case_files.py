@@ -25,7 +25,7 @@ def upgrade() -> None:
         if op.get_bind().dialect.name == "sqlite"
         else "'9999-12-31 00:00:00+00'"
     )
-    op.execute(f"UPDATE human_task SET sort_due_at = COALESCE(due_at, {never})")  # noqa: S608
+    op.execute(f"UPDATE human_task SET sort_due_at = COALESCE(due_at, {never})")
     with op.batch_alter_table("human_task") as batch:
         batch.alter_column("sort_due_at", existing_type=sa.DateTime(timezone=True), nullable=False)
         batch.drop_index("ix_human_task_open_role")
