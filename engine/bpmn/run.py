@@ -409,13 +409,6 @@ def is_completed(workflow: Any) -> bool:
     return bool(workflow.is_completed())
 
 
-def failed_task(workflow: Any) -> str | None:
-    """The BPMN id of a task in ERROR, if any."""
-    for task in workflow.get_tasks(state=TaskState.ERROR):
-        return str(task.task_spec.bpmn_id or task.task_spec.name)
-    return None
-
-
 def workflow_data(workflow: Any) -> dict[str, Any]:
     """The data of the most recently completed task, in any subprocess (the case's current data)."""
     candidates = [w.last_task for w in (workflow, *workflow.subprocesses.values()) if w.last_task]

@@ -146,8 +146,6 @@ class ProcessInstance(Base):
     ended_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads it at class creation
-
 
 class HumanTask(Base):
     """An open (or finished) user task, mirrored from the workflow so the inbox never loads one."""

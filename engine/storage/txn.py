@@ -36,7 +36,7 @@ _PG_SQL: dict[str, str] = {}
 class _Binds:
     """The ORM's own bind/result processors for the column types the hot path writes.
 
-    On SQLite two are written out (tests/engine/test_txn.py checks they agree with the
+    On SQLite two are written out (tests/engine/test_hot_path.py checks they agree with the
     ORM's): SQLAlchemy's processor chain costs a few µs per value on the hot path.
     """
 

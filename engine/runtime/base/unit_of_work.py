@@ -7,10 +7,9 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from engine import audit
-from engine.errors import ConflictError, PermissionDeniedError
+from engine.errors import PermissionDeniedError
 from engine.people.identity import Actor
 from engine.storage import txn
 from engine.storage.db import Database
@@ -66,10 +65,6 @@ def step(db: Database, actor: Actor, *, instance_id: int | None = None) -> Itera
         with db.unit_of_work() as session:
             _audit_refusal(session, actor, where, exc)
         raise
-    except StaleDataError as exc:
-        raise ConflictError(
-            "流程实例已被他人修改，请刷新后重试 / the case was changed by someone else; reload and retry"
-        ) from exc
 
 
 def _audit_refusal(
