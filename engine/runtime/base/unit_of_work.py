@@ -53,6 +53,22 @@ def _lean(db: Database, actor: Actor, work: Callable[[Txn], _T], instance_id: in
         raise
 
 
+def read(
+    db: Database, actor: Actor, work: Callable[[Session, Txn], _T], instance_id: int | None = None
+) -> _T:
+    """Run a view in one read-only transaction; a permission refusal is audited in a transaction
+    of its own (a view takes no write lock, so readers never queue behind writers)."""
+    where: dict[str, Any] = {"instance_id": instance_id, "task_id": None, "task": None}
+    try:
+        with db.read() as session:
+            session.info["where"] = where
+            return work(session, txn.of_session(session))
+    except PermissionDeniedError as exc:
+        with txn.transaction(db) as tx:
+            _audit_refusal(tx, actor, where, exc)
+        raise
+
+
 @contextmanager
 def step(db: Database, actor: Actor, *, instance_id: int | None = None) -> Iterator[Session]:
     """One ORM transaction; a permission refusal is audited in a transaction of its own."""

@@ -19,6 +19,7 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy.orm import Session
 
 from engine.errors import InvalidInputError, NotFoundError
 from engine.people.identity import Actor
@@ -224,8 +225,13 @@ def open_tasks_of(db: Database, instance_id: int) -> list[TaskRow]:
 
 def get_task(db: Database, task_id: int) -> TaskRow | None:
     with db.read() as session:
-        row = session.execute(_base(clock.now()).where(HumanTask.id == task_id)).one_or_none()
-        return TaskRow(*row) if row else None
+        return task_in(session, task_id)
+
+
+def task_in(session: Session, task_id: int) -> TaskRow | None:
+    """``get_task`` inside the caller's read transaction."""
+    row = session.execute(_base(clock.now()).where(HumanTask.id == task_id)).one_or_none()
+    return TaskRow(*row) if row else None
 
 
 # --- saved filters ---

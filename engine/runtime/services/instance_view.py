@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import audit, bpmn, forms
 from engine.errors import NotFoundError
@@ -37,38 +38,43 @@ class InstanceView:
 def get_instance(db: Database, instance_id: int) -> InstanceView:
     """An instance with its data, what it waits for, and its audit history."""
     with db.read() as session:
-        instance = session.get(ProcessInstance, instance_id)
-        if instance is None:
-            raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
-        definition = caches.of(db).load_definition(session, instance.definition_id)
-        workflow = bpmn.load_state(definition.compiled, instance.state)
-        starter = identity.usernames(session, [instance.started_by] if instance.started_by else [])
-        open_ids = session.scalars(
-            select(HumanTask.id)
-            .where(HumanTask.instance_id == instance.id, HumanTask.status == OPEN)
-            .order_by(HumanTask.id)
-        ).all()
-        summary = InstanceSummary(
-            instance.id,
-            definition.key,
-            definition.version,
-            instance.status,
-            instance.business_key,
-            instance.title,
-            instance.version,
-            tuple(open_ids),
-            instance.error_message,
-            instance.error_element,
-        )
-        return InstanceView(
-            summary,
-            starter.get(instance.started_by or 0),
-            instance.started_at,
-            forms.to_json_data(bpmn.workflow_data(workflow)),
-            tuple(bpmn.waiting_messages(workflow)),
-            tuple(bpmn.waiting_timers(workflow)),
-            tuple(audit.history(session, instance_id)),
-        )
+        return view_of(db, session, instance_id)
+
+
+def view_of(db: Database, session: Session, instance_id: int) -> InstanceView:
+    """``get_instance`` inside the caller's read transaction. :raise NotFoundError:"""
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
+    definition = caches.of(db).load_definition(session, instance.definition_id)
+    workflow = bpmn.load_state(definition.compiled, instance.state)
+    starter = identity.usernames(session, [instance.started_by] if instance.started_by else [])
+    open_ids = session.scalars(
+        select(HumanTask.id)
+        .where(HumanTask.instance_id == instance.id, HumanTask.status == OPEN)
+        .order_by(HumanTask.id)
+    ).all()
+    summary = InstanceSummary(
+        instance.id,
+        definition.key,
+        definition.version,
+        instance.status,
+        instance.business_key,
+        instance.title,
+        instance.version,
+        tuple(open_ids),
+        instance.error_message,
+        instance.error_element,
+    )
+    return InstanceView(
+        summary,
+        starter.get(instance.started_by or 0),
+        instance.started_at,
+        forms.to_json_data(bpmn.workflow_data(workflow)),
+        tuple(bpmn.waiting_messages(workflow)),
+        tuple(bpmn.waiting_timers(workflow)),
+        tuple(audit.history(session, instance_id)),
+    )
 
 
 @dataclass(frozen=True)
@@ -127,22 +133,17 @@ def cases_of(db: Database, actor: Actor, *, limit: int = 100) -> list[CaseRow]:
 
 
 def open_case(db: Database, actor: Actor, instance_id: int) -> InstanceView:
-    """The case page: for whoever started it or worked on it, and the reader roles; never for
-    someone recused from it.
+    """The case page, read in one transaction: for whoever started the case or worked on it, and
+    the reader roles; never for someone recused from it.
 
     :raise NotFoundError: :raise PermissionDeniedError: (audited)
     """
-    check_may_read(db, actor, instance_id)
-    return get_instance(db, instance_id)
+    return unit_of_work.read(db, actor, partial(_open, db, actor, instance_id), instance_id)
 
 
-def check_may_read(db: Database, actor: Actor, instance_id: int) -> None:
-    """:raise NotFoundError: :raise PermissionDeniedError: (audited)"""
-    unit_of_work.run(db, actor, partial(_check, actor, instance_id), instance_id)
-
-
-def _check(actor: Actor, instance_id: int, tx: Txn) -> None:
+def _open(db: Database, actor: Actor, instance_id: int, session: Session, tx: Txn) -> InstanceView:
     access.check_may_read_case(tx, actor, store.instance(tx, instance_id))
+    return view_of(db, session, instance_id)
 
 
 @dataclass(frozen=True)
@@ -156,19 +157,22 @@ class Diagram:
 
 def diagram_of(db: Database, actor: Actor, instance_id: int) -> Diagram:
     """:raise NotFoundError: :raise PermissionDeniedError: (audited), as ``open_case``."""
-    check_may_read(db, actor, instance_id)
-    with db.read() as session:
-        instance = session.get(ProcessInstance, instance_id)
-        if instance is None:
-            raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
-        definition = caches.of(db).load_definition(session, instance.definition_id)
-        xml = session.scalar(
-            select(ProcessDefinition.bpmn_xml).where(ProcessDefinition.id == instance.definition_id)
+    return unit_of_work.read(db, actor, partial(_diagram, db, actor, instance_id), instance_id)
+
+
+def _diagram(db: Database, actor: Actor, instance_id: int, session: Session, tx: Txn) -> Diagram:
+    access.check_may_read_case(tx, actor, store.instance(tx, instance_id))
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFoundError(f"流程实例不存在 / no case #{instance_id}")
+    definition = caches.of(db).load_definition(session, instance.definition_id)
+    xml = session.scalar(
+        select(ProcessDefinition.bpmn_xml).where(ProcessDefinition.id == instance.definition_id)
+    )
+    workflow = bpmn.load_state(definition.compiled, instance.state)
+    current = session.scalars(
+        select(HumanTask.bpmn_id).where(
+            HumanTask.instance_id == instance_id, HumanTask.status == OPEN
         )
-        workflow = bpmn.load_state(definition.compiled, instance.state)
-        current = session.scalars(
-            select(HumanTask.bpmn_id).where(
-                HumanTask.instance_id == instance_id, HumanTask.status == OPEN
-            )
-        ).all()
+    ).all()
     return Diagram(xml or "", tuple(sorted(bpmn.completed_bpmn_ids(workflow))), tuple(current))

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from engine import forms
 from engine.errors import NotFoundError
 from engine.people import identity
 from engine.people.identity import Actor
 from engine.runtime.base import access, caches, unit_of_work
 from engine.runtime.services import inbox
-from engine.runtime.services.instance_view import InstanceView, get_instance
+from engine.runtime.services.instance_view import InstanceView, view_of
 from engine.storage import store
 from engine.storage.db import Database
 from engine.storage.txn import Txn
@@ -35,31 +37,32 @@ class TaskView:
 
 
 def open_task(db: Database, actor: Actor, task_id: int) -> TaskView:
-    """The task page's content. :raise NotFoundError: :raise PermissionDeniedError: (audited)"""
-    definition_id = unit_of_work.run(db, actor, partial(_check, db, actor, task_id))
-    task = inbox.get_task(db, task_id)
+    """The task page's content, read in one transaction.
+
+    :raise NotFoundError: :raise PermissionDeniedError: (audited)
+    """
+    return unit_of_work.read(db, actor, partial(_open, db, actor, task_id))
+
+
+def _open(db: Database, actor: Actor, task_id: int, session: Session, tx: Txn) -> TaskView:
+    row, instance = store.task(tx, task_id)
+    unit_of_work.note_task(tx, row)
+    access.check_may_read_task(db, tx, actor, row, instance)
+    task = inbox.task_in(session, task_id)
     if task is None:
         raise NotFoundError(f"任务不存在 / no task #{task_id}")
     form: forms.FormDefinition | None = None
     colleagues: tuple[tuple[str, str], ...] = ()
-    with db.read() as session:
-        if task.form_key is not None:
-            definition = caches.of(db).load_definition(session, definition_id)
-            form = caches.of(db).form(definition, task.form_key)
-        if task.status == store.OPEN and task.candidate_role is not None:
-            colleagues = tuple(
-                (c.username, c.display_name)
-                for c in identity.colleagues(session, task.candidate_role, besides=actor.id)
-            )
-    case = get_instance(db, task.instance_id)
+    if task.form_key is not None:
+        definition = caches.of(db).load_definition(session, instance.definition_id)
+        form = caches.of(db).form(definition, task.form_key)
+    if task.status == store.OPEN and task.candidate_role is not None:
+        colleagues = tuple(
+            (c.username, c.display_name)
+            for c in identity.colleagues(session, task.candidate_role, besides=actor.id)
+        )
+    case = view_of(db, session, task.instance_id)
     return TaskView(task, form, case, task.status == store.OPEN, colleagues)
-
-
-def _check(db: Database, actor: Actor, task_id: int, tx: Txn) -> int:
-    row, instance = store.task(tx, task_id)
-    unit_of_work.note_task(tx, row)
-    access.check_may_read_task(db, tx, actor, row, instance)
-    return instance.definition_id
 
 
 def prefill(view: TaskView) -> Mapping[str, Any]:
