@@ -1,7 +1,7 @@
 """The checked form definition: FormDefinition, FieldDefinition and their parts (frozen dataclasses).
 
 :mod:`engine.forms.reader` builds them from the JSON documents; a FormDefinition compiles its
-marshmallow schema (:mod:`engine.forms.validation`) once, when it is created.
+marshmallow schema (:mod:`engine.forms.validation`) once, on its first validation.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ import datetime as dt
 import decimal
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from engine.forms.validation import _Group
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,13 +87,8 @@ class FormDefinition:
     digest: str = ""
     # The JSON document the definition was read from, as deployed with a process version.
     document: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
-    _compiled: _Group = dataclasses.field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        from engine.forms.validation import _Group  # validation imports this module
-
-        # Built once per definition: validate() only runs the ready schema.
-        object.__setattr__(self, "_compiled", _Group(self.fields, name=f"{self.key}_form"))
+    # the compiled schema, built once by engine.forms.validation (which knows its type)
+    compiled: object = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def field(self, name: str) -> FieldDefinition:
         """The top-level field called ``name`` (KeyError if there is none)."""

@@ -28,6 +28,7 @@ from engine.forms.validation import (
     _parse_date,
     _quantize,
     _to_decimal,
+    compiled,
 )
 
 # --------------------------------------------------------------------------- public API
@@ -228,7 +229,9 @@ def _read_form(document: object, problems: _Problems, digest: str) -> FormDefini
     fields = _read_fields(document.get("fields"), problems, parent=None)
     if problems.items or not isinstance(key, str) or title is None:
         return None
-    return FormDefinition(key, title, fields, description=description, digest=digest)
+    form = FormDefinition(key, title, fields, description=description, digest=digest)
+    compiled(form)  # once, when read: validate() only runs the ready schema
+    return form
 
 
 def _read_fields(

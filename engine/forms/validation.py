@@ -421,7 +421,7 @@ def validate(
         today = today.date()
     token = _TODAY.set(today)
     try:
-        cleaned, errors = form._compiled.load(data)
+        cleaned, errors = compiled(form).load(data)
     finally:
         _TODAY.reset(token)
     if errors:
@@ -443,3 +443,12 @@ def _render_errors(errors: Mapping[str, Any], language: str) -> dict[str, list[s
 
 def _render_list(messages: Sequence[Any], language: str) -> list[str]:
     return [m.render(language) if isinstance(m, _FieldError) else str(m) for m in messages]
+
+
+def compiled(form: FormDefinition) -> _Group:
+    """The form's compiled schema, built the first time it is asked for and kept on the form."""
+    group = form.compiled
+    if not isinstance(group, _Group):
+        group = _Group(form.fields, name=f"{form.key}_form")
+        object.__setattr__(form, "compiled", group)
+    return group
