@@ -67,10 +67,10 @@ def build_database(path: Path, total_tasks: int, real_cases: int) -> list[int]:
         sales = identity.get_actor(session, "sales1")
         approver = identity.get_actor(session, "ddm1")
     day = datetime.now(UTC).date() - timedelta(days=2)
-    claim = claim_data("800.00", "办公", day=day.isoformat())
     real = []
     for _ in range(real_cases):
         case = runtime.start_instance(db, sales, "expense_reimbursement")
+        claim = claim_data("800.00", "办公", day=day.isoformat())  # an invoice serves one claim
         runtime.complete_task(db, sales, case.open_task_ids[0], claim)
         for task_id in runtime.get_instance(db, case.id).summary.open_task_ids:
             runtime.claim_task(db, approver, task_id)  # completion is measured alone
