@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTHON ?= python3
+PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -31,10 +32,11 @@ run: setup  ## create/upgrade the SQLite database, load the demo department and 
 	$(BIN)/opsflow serve --host 127.0.0.1 --port 5000
 
 test: setup  ## the whole suite on SQLite; on PostgreSQL too when OPSFLOW_TEST_DATABASE_URL is set
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: setup  ## ruff, mypy (strict on engine/), import-linter contracts
+lint: setup  ## ruff (lint and format), mypy (strict on engine/), import-linter contracts
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -45,10 +47,14 @@ fmt: setup  ## ruff --fix and format
 bench: setup  ## the engine benchmark (ratios and medians)
 	$(PY) bench/engine.py
 
+bench-smoke: setup  ## every benchmark on tiny sizes, seconds each (CI): fails when one breaks
+	$(PY) bench/engine.py --smoke
+	$(PY) bench/http.py --smoke
+
 screenshots: setup  ## the README's screenshots of the inbox, a task page and a case page (docs/img)
 	$(PY) docs/screenshots.py
 
 conformance: setup  ## deploy and run ../shared/conformance; writes docs/conformance.md
 	$(BIN)/opsflow conformance ../shared/conformance --report docs/conformance.md
 
-.PHONY: help browser setup run test lint fmt bench conformance screenshots
+.PHONY: help browser setup run test lint fmt bench bench-smoke conformance screenshots

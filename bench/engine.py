@@ -3,6 +3,8 @@
 A generated process of 10 sequential user tasks, each with a small form. Prints medians and
 ratios; with ``--json`` the last line is one JSON object. Not a timed test: run it on an
 otherwise idle machine (``make bench``) and compare the figures with the issue's targets.
+Exits non-zero when a step fails or a figure is missing; ``--smoke`` runs the same code on a few
+instances, in a second or two (CI runs it: ``make bench-smoke``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 
+from bench import figures
 from engine import bpmn, forms, runtime
 from engine.definitions import registry
 from engine.people import identity
@@ -39,6 +44,7 @@ FORM = {
     ],
 }
 DATA = {"note": "已核对", "amount": "120.50"}
+SMOKE_RUNS = 3
 
 
 def sequential_process(n: int = TASKS) -> str:
@@ -66,9 +72,6 @@ def sequential_process(n: int = TASKS) -> str:
 
 def memory_steps(compiled: bpmn.CompiledProcess, runs: int) -> list[float]:
     """SpiffWorkflow alone: find the ready task, set its data, run it, do_engine_steps."""
-    from SpiffWorkflow.bpmn import BpmnWorkflow
-    from SpiffWorkflow.util.task import TaskState
-
     samples = []
     for _ in range(runs):
         workflow = BpmnWorkflow(compiled.spec, dict(compiled.subprocess_specs))
@@ -103,11 +106,12 @@ def setup(folder: Path) -> tuple[Database, Actor]:
 def persisted_run(db: Database, actor: Actor, step_samples: list[float]) -> int:
     """One instance through all its tasks with runtime.complete_task; returns its id."""
     case = runtime.start_instance(db, actor, "bench_seq")
-    open_ids = case.open_task_ids
-    while open_ids:
+    while case.open_task_ids:
         started = time.perf_counter()
-        open_ids = runtime.complete_task(db, actor, open_ids[0], DATA).open_task_ids
+        case = runtime.complete_task(db, actor, case.open_task_ids[0], DATA)
         step_samples.append(time.perf_counter() - started)
+    if case.status != runtime.COMPLETED:
+        raise RuntimeError(f"case #{case.id} ended {case.status}: {case.error}")
     return case.id
 
 
@@ -136,8 +140,11 @@ def state_sizes(db: Database, actor: Actor) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=60, help="instances per measurement")
+    parser.add_argument("--smoke", action="store_true", help=f"{SMOKE_RUNS} runs, for CI")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs = SMOKE_RUNS
     compiled = bpmn.compile_process(sequential_process(), "bench_seq.bpmn")
     memory = memory_steps(compiled, args.runs)
     with tempfile.TemporaryDirectory() as folder:
@@ -159,10 +166,7 @@ def main() -> None:
     result["persisted_over_memory"] = round(
         result["persisted_step_us"] / result["memory_step_us"], 2
     )
-    for key, value in result.items():
-        print(f"{key:28} {value}")
-    if args.json:
-        print(json.dumps(result))
+    figures.report(result, as_json=args.json)
 
 
 if __name__ == "__main__":

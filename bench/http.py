@@ -5,7 +5,9 @@ Sets up its own SQLite database with the demo department, real expense claims wa
 the roles, serves the web app with gunicorn (``--workers``, 2 by default) and drives it from
 threads in this process (so the load generator shares the machine, as the issue asks). Prints
 requests per second and p50/p95/p99 latencies; with ``--json`` the last line is one JSON object.
-Not a timed test; run it on an otherwise idle machine.
+Not a timed test; run it on an otherwise idle machine. Exits non-zero when a request fails, a
+completion did not complete its task, or a figure is missing; ``--smoke`` runs the same code on
+a few hundred tasks for a second per page (CI runs it: ``make bench-smoke``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse
 import http.client
-import json
 import os
 import re
 import signal
@@ -33,17 +34,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy import func, select
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import figures
 from engine import case_files, runtime
 from engine.config import Settings
 from engine.definitions import registry
 from engine.people import identity
 from engine.storage.db import Database
+from engine.storage.models import HumanTask
 from tests.expense_claims import claim_data
 
 ROLES = ("DDM", "OPS", "SALES", "CS", "FIN_ACC", "ARC", "CMP", "DM")
+SMOKE = {"tasks": 300, "cases": 3, "clients": 2, "seconds": 1.0}
 
 
 # --- the database ---
@@ -67,10 +73,10 @@ def build_database(path: Path, total_tasks: int, real_cases: int) -> list[int]:
         sales = identity.get_actor(session, "sales1")
         approver = identity.get_actor(session, "ddm1")
     day = datetime.now(UTC).date() - timedelta(days=2)
-    claim = claim_data("800.00", "办公", day=day.isoformat())
     real = []
     for _ in range(real_cases):
         case = runtime.start_instance(db, sales, "expense_reimbursement")
+        claim = claim_data("800.00", "办公", day=day.isoformat())  # an invoice serves one claim
         runtime.complete_task(db, sales, case.open_task_ids[0], claim)
         for task_id in runtime.get_instance(db, case.id).summary.open_task_ids:
             runtime.claim_task(db, approver, task_id)  # completion is measured alone
@@ -225,6 +231,43 @@ def load(sessions: list[Session], request: Any, seconds: float) -> dict[str, flo
     }
 
 
+def measure(port: int, real: list[int], clients: int, seconds: float) -> dict[str, Any]:
+    """The inbox, the task page, then completing the real approvals; each under ``clients``."""
+    # one login per client (the login rate limit allows ten a minute per address)
+    sessions = [Session(port, "ddm1") for _ in range(clients)]
+    inbox = load(sessions, lambda s, i: s.get("/?tab=claimable")[0] == 200, seconds)
+    task_page = load(
+        sessions, lambda s, i: s.get(f"/tasks/{real[i % len(real)]}")[0] == 200, seconds
+    )
+    queue, taking, completed = list(real), threading.Lock(), []
+
+    def complete(session: Session, i: int) -> bool | None:
+        with taking:
+            if not queue:
+                return None
+            task_id = queue.pop()
+        if session.post(f"/tasks/{task_id}", {"decision": "同意"})[0] != 302:
+            return False
+        completed.append(task_id)
+        return True
+
+    completion = load(sessions, complete, seconds)
+    return {"inbox": inbox, "task_page": task_page, "complete": completion, "done": completed}
+
+
+def not_done(path: Path, task_ids: list[int]) -> int:
+    """How many of the tasks a 302 answered for are not done in the database."""
+    db = Database(f"sqlite:///{path}")
+    with db.read() as session:
+        done = session.scalar(
+            select(func.count())
+            .select_from(HumanTask)
+            .where(HumanTask.id.in_(task_ids), HumanTask.status == runtime.DONE)
+        )
+    db.dispose()
+    return len(task_ids) - (done or 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000, help="open tasks in the database")
@@ -234,8 +277,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8, help="concurrent client connections")
     parser.add_argument("--seconds", type=float, default=15.0, help="per measured page")
+    parser.add_argument("--smoke", action="store_true", help=f"for CI: {SMOKE}")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.sqlite"
@@ -247,28 +293,13 @@ def main() -> None:
         port = free_port()
         server = start_server(path, port, args.workers)
         try:
-            # one login per client (the login rate limit allows ten a minute per address)
-            sessions = [Session(port, "ddm1") for _ in range(args.clients)]
-            inbox = load(sessions, lambda s, i: s.get("/?tab=claimable")[0] == 200, args.seconds)
-            task_page = load(
-                sessions,
-                lambda s, i: s.get(f"/tasks/{real[i % len(real)]}")[0] == 200,
-                args.seconds,
-            )
-            queue, taking = list(real), threading.Lock()
-
-            def complete(session: Session, i: int) -> bool | None:
-                with taking:
-                    if not queue:
-                        return None
-                    task_id = queue.pop()
-                return session.post(f"/tasks/{task_id}", {"decision": "同意"})[0] == 302
-
-            completion = load(sessions, complete, args.seconds)
+            pages = measure(port, real, args.clients, args.seconds)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
+        lost = not_done(path, pages["done"])
 
+    inbox, task_page, completion = pages["inbox"], pages["task_page"], pages["complete"]
     results = {
         "open_tasks": args.tasks,
         "workers": args.workers,
@@ -283,12 +314,15 @@ def main() -> None:
         "complete_rps": round(completion["rps"], 1),
         "complete_p95_ms": round(completion["p95_ms"], 1),
         "complete_p99_ms": round(completion["p99_ms"], 1),
-        "errors": inbox["errors"] + task_page["errors"] + completion["errors"],
     }
-    for key, value in results.items():
-        print(f"{key:<20} {value}")
-    if args.json:
-        print(json.dumps(results))
+    failed = {
+        name: page["errors"]
+        for name, page in (("inbox", inbox), ("task page", task_page), ("completion", completion))
+    }
+    problems = [f"{n} {name} requests failed" for name, n in failed.items() if n]
+    if lost:
+        problems.append(f"{lost} completions answered 302 but left their task open")
+    figures.report(results, as_json=args.json, problems=problems)
 
 
 if __name__ == "__main__":
