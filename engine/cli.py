@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,9 +24,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _State:
-    def __init__(self, database_url: str | None):
-        settings = Settings.from_env()
-        self.settings = settings if database_url is None else Settings(database_url=database_url)
+    def __init__(self, settings: Settings):
+        self.settings = settings
         self._db: Database | None = None
 
     def close(self) -> None:
@@ -80,14 +80,16 @@ def _json_arg(text: str) -> dict[str, Any]:
 @click.option(
     "--database",
     "database_url",
-    envvar="OPSFLOW_DATABASE_URL",
     default=None,
-    help="SQLAlchemy URL (default: SQLite file instance/opsflow.sqlite)",
+    help="SQLAlchemy URL (default: OPSFLOW_DATABASE_URL, else the SQLite file instance/opsflow.sqlite)",
 )
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """opsflow: the operations department's procedures as executable BPMN."""
-    ctx.obj = state = _State(database_url)
+    settings = Settings.from_environment()
+    if database_url is not None:
+        settings = replace(settings, database_url=database_url)
+    ctx.obj = state = _State(settings)
     ctx.call_on_close(state.close)
 
 
