@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -60,9 +61,9 @@ def build_database(path: Path, total_tasks: int, real_cases: int) -> list[int]:
 
     Returns the ids of the real open approval tasks (for the task page and completion).
     """
-    db = Database(f"sqlite:///{path}")
+    settings = replace(Settings.from_environment(), database_url=f"sqlite:///{path}")
+    db = Database(settings.database_url)
     db.upgrade()
-    settings = Settings()
     with db.unit_of_work() as session:
         identity.load_department(session, settings.demo_data)
         case_files.load_demo(session, settings.demo_case_files)

@@ -10,6 +10,7 @@ import secrets
 import sys
 import tempfile
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -59,10 +60,13 @@ def demo_cases(db: Database) -> int:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{folder}/shots.sqlite"
-        db = Database(url)
+        settings = replace(
+            Settings.from_environment(),
+            database_url=f"sqlite:///{folder}/shots.sqlite",
+            secret_key=secrets.token_hex(16),
+        )
+        db = Database(settings.database_url)
         db.upgrade()
-        settings = Settings(database_url=url, secret_key=secrets.token_hex(16))
         with db.unit_of_work() as session:
             identity.load_department(session, settings.demo_data)
             case_files.load_demo(session, settings.demo_case_files)

@@ -3,29 +3,31 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
-from collections.abc import Callable
-from functools import wraps
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
+from sqlalchemy import exc as db_errors
 
 from engine import audit, case_files, conformance, runtime
 from engine.config import Settings
 from engine.definitions import registry
 from engine.errors import InvalidDefinitionError, InvalidInputError, OpsflowError
 from engine.people import identity
-from engine.runtime.services import inbox, timers
+from engine.runtime.services import catalogue, inbox, timers
 from engine.storage.db import Database
+from engine.storage.models import MAX_ROW_ID
 
-F = TypeVar("F", bound=Callable[..., Any])
+MAX_DATA_DEPTH = 32  # --data nested deeper than this is refused (business data is a few levels)
 
 
 class _State:
-    def __init__(self, database_url: str | None):
-        settings = Settings.from_env()
-        self.settings = settings if database_url is None else Settings(database_url=database_url)
+    def __init__(self, settings: Settings):
+        self.settings = settings
         self._db: Database | None = None
 
     def close(self) -> None:
@@ -39,26 +41,129 @@ class _State:
         return self._db
 
 
-def _one_line_errors(func: F) -> F:
-    """Engine errors print one clear line and exit non-zero, never a traceback."""
+# --- failures: one line on stderr, a non-zero exit, never a traceback ---
 
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+
+def _input_lines(exc: InvalidInputError) -> list[str]:
+    details = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.field_errors.items())
+    return [f"{exc}" + (f" ({details})" if details else "")]
+
+
+def _os_lines(exc: OSError) -> list[str]:
+    if exc.filename is None:
+        return [f"系统错误 / system error: {exc.strerror or exc}"]
+    return [f"无法读写 {exc.filename} / cannot use {exc.filename}: {exc.strerror or exc}"]
+
+
+def _database_lines(exc: db_errors.DBAPIError) -> list[str]:
+    reason = str(exc.orig).strip().splitlines()
+    return [f"数据库不可用 / the database cannot be used: {reason[0] if reason else exc}"]
+
+
+_FAILURES: list[tuple[type[Exception], Callable[[Any], list[str]]]] = [
+    (InvalidDefinitionError, lambda e: [str(p) for p in e.problems] or [str(e)]),
+    (InvalidInputError, _input_lines),
+    (OpsflowError, lambda e: [str(e)]),
+    (
+        db_errors.ArgumentError,
+        lambda e: [
+            f"数据库地址无效（--database 或 OPSFLOW_DATABASE_URL）/ the database URL is not valid: {e}"
+        ],
+    ),
+    (db_errors.DBAPIError, _database_lines),
+    (OSError, _os_lines),
+]
+
+
+def _failure_lines(exc: Exception) -> list[str]:
+    for kind, lines in _FAILURES:
+        if isinstance(exc, kind):
+            return lines(exc)
+    return [f"意外错误 / unexpected error: {type(exc).__name__}: {exc}"]
+
+
+def _shown(text: str) -> str:
+    """An argument as the user typed it, undecodable bytes as ``\\xff``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class _Opsflow(click.Group):
+    """The command group: any failure becomes ``error: …`` lines on stderr and exit status 1.
+
+    Usage mistakes click itself detects (an unknown command, a missing option) keep click's own
+    message and exit status 2.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for arg in args:
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidInputError(
+                    f"参数不是 UTF-8 文本 / an argument is not UTF-8 text: {_shown(arg)}"
+                ) from exc
+        return super().parse_args(ctx, args)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
-        except InvalidDefinitionError as exc:
-            for line in [str(p) for p in exc.problems] or [str(exc)]:
+            return super().main(*args, **kwargs)
+        except Exception as exc:  # the one place a failure meets the terminal
+            for line in _failure_lines(exc):
                 click.echo(f"error: {line}", err=True)
             sys.exit(1)
-        except InvalidInputError as exc:
-            details = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.field_errors.items())
-            click.echo(f"error: {exc}" + (f" ({details})" if details else ""), err=True)
-            sys.exit(1)
-        except OpsflowError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
 
-    return wrapper  # type: ignore[return-value]
+
+# --- arguments ---
+
+
+class _RowId(click.ParamType[int]):
+    """A task or case id: 1 up to the databases' 64-bit limit."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        name = param.human_readable_name if param is not None else "ID"
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= MAX_ROW_ID:
+            raise InvalidInputError(
+                f"{name} 必须是 1 到 {MAX_ROW_ID} 之间的整数 / {name} must be a whole number "
+                f"from 1 to {MAX_ROW_ID}: {value}"
+            )
+        return number
+
+
+class _ExistingPath(click.ParamType[Path]):
+    """A file or folder that exists (a folder only, with ``folder=True``)."""
+
+    name = "path"
+
+    def __init__(self, *, folder: bool = False):
+        self.folder = folder
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        path = Path(value)
+        if not path.exists():
+            raise InvalidInputError(f"文件或文件夹不存在 / no such file or folder: {value}")
+        if self.folder and not path.is_dir():
+            raise InvalidInputError(f"不是文件夹 / not a folder: {value}")
+        return path
+
+
+ROW_ID = _RowId()
+IMPERSONATE = (
+    "the user to act as (an impersonation: no password is asked; the engine refuses what it "
+    "would refuse USER, and the audit trail names USER)"
+)
+
+
+def _as_user(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--as USER`` option (required unless a default is given)."""
+    options.setdefault("required", "default" not in options)
+    options.setdefault("help", IMPERSONATE)
+    return click.option("--as", "username", metavar="USER", **options)
 
 
 def _actor(state: _State, username: str) -> identity.Actor:
@@ -67,33 +172,94 @@ def _actor(state: _State, username: str) -> identity.Actor:
 
 
 def _json_arg(text: str) -> dict[str, Any]:
+    """``--data``: a JSON object of finite numbers and Unicode text, nested at most ``MAX_DATA_DEPTH`` levels."""
+    too_deep = InvalidInputError(
+        f"--data 嵌套超过 {MAX_DATA_DEPTH} 层 / --data is nested deeper than {MAX_DATA_DEPTH} levels"
+    )
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_finite, parse_float=_finite)
+    except RecursionError as exc:
+        raise too_deep from exc
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"--data 不是合法 JSON / --data is not valid JSON: {exc}") from exc
+    except _NotFiniteError as exc:
+        raise InvalidInputError(f"--data 中的数字无效 / --data holds {exc}") from exc
+    except ValueError as exc:  # an integer Python refuses to read
+        digits = sys.get_int_max_str_digits()
+        raise InvalidInputError(
+            f"--data 中有超过 {digits} 位的整数 / --data holds an integer of more than {digits} digits"
+        ) from exc
     if not isinstance(value, dict):
         raise InvalidInputError("--data 必须是 JSON 对象 / --data must be a JSON object")
+    if _depth(value) > MAX_DATA_DEPTH:
+        raise too_deep
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            "--data 含有不成对的代理字符 / --data holds text that is not Unicode "
+            f"(an unpaired surrogate {_shown(exc.object[exc.start : exc.end])})"
+        ) from exc
     return value
 
 
-@click.group()
+class _NotFiniteError(ValueError):
+    """A JSON number that would be infinite or NaN (the databases' JSON has neither)."""
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotFiniteError(f"{text}, beyond any floating-point number")
+    return number
+
+
+def _not_finite(text: str) -> float:
+    raise _NotFiniteError(f"{text}, which is not a number")
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursion)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending and deepest <= MAX_DATA_DEPTH:
+        item, level = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children: Sequence[Any] = list(item.values()) if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
+@click.group(cls=_Opsflow)
 @click.option(
     "--database",
     "database_url",
-    envvar="OPSFLOW_DATABASE_URL",
     default=None,
-    help="SQLAlchemy URL (default: SQLite file instance/opsflow.sqlite)",
+    help="SQLAlchemy URL (default: OPSFLOW_DATABASE_URL, else the SQLite file instance/opsflow.sqlite)",
 )
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
-    """opsflow: the operations department's procedures as executable BPMN."""
-    ctx.obj = state = _State(database_url)
+    """opsflow: the operations department's procedures as executable BPMN.
+
+    An operator's tool, for someone with shell access to the server (and so to its database
+    and settings). --as USER is an impersonation: it acts as USER without asking for a
+    password. The engine still refuses what it would refuse USER (claiming another role's
+    task, completing someone else's, starting a process USER's role may not start,
+    deploying without the PO or ADMIN role), and the audit trail names USER as the one
+    who acted.
+
+    Settings come from the environment (OPSFLOW_DATABASE_URL, OPSFLOW_SECRET_KEY,
+    OPSFLOW_HTTPS, OPSFLOW_PROCESSES_DIR); --database overrides the database URL.
+    """
+    settings = Settings.from_environment()
+    if database_url is not None:
+        settings = replace(settings, database_url=database_url)
+    ctx.obj = state = _State(settings)
     ctx.call_on_close(state.close)
 
 
 @main.command()
 @click.pass_obj
-@_one_line_errors
 def init(state: _State) -> None:
     """Create/upgrade the database, load the demo department and case files, deploy processes/ (idempotent)."""
     state.db.upgrade()
@@ -114,7 +280,7 @@ def init(state: _State) -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=_ExistingPath())
 def validate(paths: tuple[Path, ...]) -> None:
     """Check BPMN, DMN and form files exactly as deploy would, without deploying.
 
@@ -129,16 +295,22 @@ def validate(paths: tuple[Path, ...]) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--as", "username", default="system", help="the process owner deploying")
+@click.argument("path", type=_ExistingPath())
+@_as_user(
+    default="system",
+    show_default=True,
+    help="the user deploying, who needs the role PO or ADMIN (an impersonation: no password is asked)",
+)
 @click.pass_obj
-@_one_line_errors
 def deploy(state: _State, path: Path, username: str) -> None:
-    """Deploy a BPMN file (or a folder) as new versions."""
+    """Deploy a BPMN file (or a folder) as new versions.
+
+    As `system` (the default) or as a user holding PO (process owner) or ADMIN; anyone else
+    is refused, and the refusal is audited.
+    """
     actor = identity.SYSTEM if username == "system" else _actor(state, username)
     batch = registry.read_directory(path) if path.is_dir() else conformance.files_for(path)
-    with state.db.unit_of_work() as session:
-        deployed = registry.deploy_all(session, actor, batch)
+    deployed = registry.deploy_files(state.db, actor, batch)
     for version in deployed:
         click.echo(
             f"{'deployed' if version.created else 'unchanged'}: {version.key} v{version.version}"
@@ -147,14 +319,17 @@ def deploy(state: _State, path: Path, username: str) -> None:
 
 @main.command()
 @click.argument("key")
-@click.option("--as", "username", required=True)
+@_as_user()
 @click.option("--data", default="{}", help="start data as a JSON object")
-@click.option("--business-key", default=None)
+@click.option(
+    "--business-key",
+    default=None,
+    help=f"the case's business key (at most {catalogue.BUSINESS_KEY_LENGTH} characters)",
+)
 @click.pass_obj
-@_one_line_errors
 def start(state: _State, key: str, username: str, data: str, business_key: str | None) -> None:
-    """Start a process instance."""
-    summary = runtime.start_instance(
+    """Start a process instance as USER, if USER may start it (as in the web's catalogue)."""
+    summary = catalogue.start(
         state.db, _actor(state, username), key, _json_arg(data), business_key=business_key
     )
     click.echo(
@@ -163,12 +338,11 @@ def start(state: _State, key: str, username: str, data: str, business_key: str |
 
 
 @main.command()
-@click.option("--as", "username", required=True)
+@_as_user()
 @click.option("--tab", type=click.Choice([inbox.MINE, inbox.CLAIMABLE, inbox.DONE]), default=None)
 @click.pass_obj
-@_one_line_errors
 def tasks(state: _State, username: str, tab: str | None) -> None:
-    """List a user's tasks (assigned to them, then their roles' unclaimed ones)."""
+    """List USER's tasks (assigned to them, then their roles' unclaimed ones)."""
     actor = _actor(state, username)
     for current in [tab] if tab else [inbox.MINE, inbox.CLAIMABLE]:
         for row in inbox.list_tasks(state.db, actor, current, limit=500):
@@ -179,24 +353,22 @@ def tasks(state: _State, username: str, tab: str | None) -> None:
 
 
 @main.command()
-@click.argument("task_id", type=int)
-@click.option("--as", "username", required=True)
+@click.argument("task_id", type=ROW_ID)
+@_as_user()
 @click.pass_obj
-@_one_line_errors
 def claim(state: _State, task_id: int, username: str) -> None:
-    """Claim a task of your role."""
+    """Claim a task of USER's role for USER."""
     runtime.claim_task(state.db, _actor(state, username), task_id)
     click.echo(f"task {task_id} claimed by {username}")
 
 
 @main.command()
-@click.argument("task_id", type=int)
-@click.option("--as", "username", required=True)
+@click.argument("task_id", type=ROW_ID)
+@_as_user()
 @click.option("--data", default="{}", help="the form data as a JSON object")
 @click.pass_obj
-@_one_line_errors
 def complete(state: _State, task_id: int, username: str, data: str) -> None:
-    """Complete a task with its form data."""
+    """Complete a task as USER with its form data (checked against the task's form)."""
     summary = runtime.complete_task(state.db, _actor(state, username), task_id, _json_arg(data))
     click.echo(
         f"task {task_id} completed; instance {summary.id}: {summary.status}; open tasks: {list(summary.open_task_ids)}"
@@ -204,11 +376,10 @@ def complete(state: _State, task_id: int, username: str, data: str) -> None:
 
 
 @main.command()
-@click.argument("instance_id", type=int)
+@click.argument("instance_id", type=ROW_ID)
 @click.pass_obj
-@_one_line_errors
 def instance(state: _State, instance_id: int) -> None:
-    """Show an instance: state, open tasks, waits and history."""
+    """Show an instance: state, open tasks, waits and history (the operator's view: any case)."""
     view = runtime.get_instance(state.db, instance_id)
     s = view.summary
     click.echo(f"instance {s.id}: {s.key} v{s.definition_version} [{s.status}] {s.title}")
@@ -235,7 +406,6 @@ def audit_group() -> None:
 
 @audit_group.command()
 @click.pass_obj
-@_one_line_errors
 def verify(state: _State) -> None:
     """Recompute the hash chain and name the first broken event."""
     with state.db.read() as session:
@@ -254,7 +424,6 @@ def verify(state: _State) -> None:
 @click.option("--interval", default=5.0, help="seconds to sleep when nothing is due")
 @click.option("--once", is_flag=True, help="fire what is due now and exit")
 @click.pass_obj
-@_one_line_errors
 def worker(state: _State, interval: float, once: bool) -> None:
     """Fire due timers and start periodic processes."""
     if once:
@@ -265,7 +434,7 @@ def worker(state: _State, interval: float, once: bool) -> None:
 
 
 @main.command(name="conformance")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=_ExistingPath(folder=True))
 @click.option(
     "--report", type=click.Path(path_type=Path), default=None, help="write a Markdown report here"
 )

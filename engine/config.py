@@ -1,4 +1,9 @@
-"""Settings from the environment: database URL, secret key, paths."""
+"""Settings from the environment: database URL, secret key, paths (the only environment reads).
+
+Every entry point (the ``opsflow`` command, ``opsflow serve``, ``create_app``, the bench and
+screenshot scripts) reads the settings once, whole, with ``Settings.from_environment()``, and
+changes what it must with ``dataclasses.replace``, so no setting is lost on the way.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET_KEY = "dev-only-change-me"  # noqa: S105 - development default; deployments set OPSFLOW_SECRET_KEY
 
 
 def verify_state() -> bool:
@@ -23,7 +29,7 @@ class Settings:
     """Everything the engine and the web app need to know about where they run."""
 
     database_url: str = field(default_factory=_default_database_url)
-    secret_key: str = "dev-only-change-me"  # noqa: S105 - development default; deployments set OPSFLOW_SECRET_KEY
+    secret_key: str = DEV_SECRET_KEY
     processes_dir: Path = PROJECT_ROOT / "processes"
     forms_dir: Path = PROJECT_ROOT / "forms"
     demo_data: Path = PROJECT_ROOT / "engine" / "data" / "demo_department.json"
@@ -31,7 +37,9 @@ class Settings:
     https: bool = False  # served over HTTPS: session cookies are then marked Secure
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_environment(cls) -> Settings:
+        """All the settings: ``OPSFLOW_DATABASE_URL``, ``OPSFLOW_SECRET_KEY``, ``OPSFLOW_HTTPS``
+        (1, true or yes), ``OPSFLOW_PROCESSES_DIR``, ``OPSFLOW_FORMS_DIR``; defaults for the rest."""
         defaults = cls()
         return cls(
             database_url=os.environ.get("OPSFLOW_DATABASE_URL", defaults.database_url),

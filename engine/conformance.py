@@ -97,7 +97,7 @@ def _collect(file: Path, batch: list[registry.ProcessFiles]) -> list[DefinitionP
         if file.suffix == ".json":
             forms.load_form(file.read_bytes(), str(file))
         elif file.suffix == ".dmn":
-            return registry.check_dmn(file.read_text(encoding="utf-8"), file.name)
+            return registry.check_dmn(registry.read_source(file), file.name)
         elif _is_bpmn(file):
             batch.extend(f for f in registry.read_directory(file.parent) if f.source == file.name)
     except InvalidDefinitionError as exc:

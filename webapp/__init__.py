@@ -15,11 +15,11 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from engine.config import PROJECT_ROOT, Settings
+from engine.config import DEV_SECRET_KEY, PROJECT_ROOT, Settings
 from engine.storage.db import Database
+from engine.storage.models import MAX_ROW_ID
 from engine.timekeeping import clock
 
-DEV_SECRET = Settings().secret_key
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 
@@ -29,7 +29,7 @@ def create_app(
     """The app for ``settings`` (from the environment when None); ``config`` overrides Flask settings."""
     from webapp import account, api, assets, auth, cases, catalogue, errors, i18n, inbox, tasks
 
-    settings = settings or Settings.from_env()
+    settings = settings or Settings.from_environment()
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=_secret_key(settings),
@@ -61,12 +61,12 @@ class RowId(IntegerConverter):
     """A row id in a URL: 1 up to the databases' 64-bit integer limit (larger ones are 404s)."""
 
     def __init__(self, url_map: Any) -> None:
-        super().__init__(url_map, min=1, max=2**63 - 1)
+        super().__init__(url_map, min=1, max=MAX_ROW_ID)
 
 
 def _secret_key(settings: Settings) -> str:
     """The configured key; for the development default, one kept in instance/ (never the default)."""
-    if settings.secret_key != DEV_SECRET:
+    if settings.secret_key != DEV_SECRET_KEY:
         return settings.secret_key
     path = INSTANCE_DIR / "secret_key"
     if not path.exists():

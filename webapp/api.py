@@ -105,7 +105,11 @@ class CompleteSchema(Schema):
 
 class StartSchema(Schema):
     key = fields.Str(required=True, validate=validate.Length(min=1, max=128))
-    business_key = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=128))
+    business_key = fields.Str(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=catalogue.BUSINESS_KEY_LENGTH),  # the engine's limit
+    )
 
 
 class InstanceSchema(Schema):

@@ -11,9 +11,11 @@ import threading
 from typing import Any
 
 import click
+from gunicorn.app.base import BaseApplication
 
 from engine.cli import main
 from engine.runtime.services import timers
+from webapp import create_app
 
 __all__ = ["main"]
 
@@ -29,9 +31,11 @@ __all__ = ["main"]
 def serve(
     state: Any, host: str, port: int, workers: int, dev: bool, no_worker: bool, no_access_log: bool
 ) -> None:
-    """Serve the web app (the inbox at http://HOST:PORT/, login at /login)."""
-    from webapp import create_app
+    """Serve the web app (the inbox at http://HOST:PORT/, login at /login).
 
+    It runs with every setting from the environment (OPSFLOW_SECRET_KEY signs the sessions,
+    OPSFLOW_HTTPS=1 marks their cookies Secure); --database overrides only the database.
+    """
     app = create_app(state.settings, db=state.db)
     if not no_worker:
         threading.Thread(target=timers.run_forever, args=(state.db,), daemon=True).start()
@@ -47,8 +51,6 @@ def _dispose(app: Any) -> None:
 
 
 def _gunicorn(app: Any, bind: str, workers: int, *, access_log: bool = True) -> None:
-    from gunicorn.app.base import BaseApplication
-
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", bind)

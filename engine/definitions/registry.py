@@ -19,11 +19,13 @@ from engine.errors import (
     InvalidDefinitionError,
     InvalidInputError,
     NotFoundError,
+    PermissionDeniedError,
     ScriptRejectedError,
 )
 from engine.people import assignment
 from engine.people.assignment import parse_assignee, role_for_lane
 from engine.people.identity import Actor
+from engine.storage.db import Database
 from engine.storage.models import ProcessDefinition
 from engine.timekeeping import clock, workdays
 
@@ -304,12 +306,48 @@ def check_dmn(dmn_xml: str, source: str) -> list[DefinitionProblem]:
 
 # --- deploying ---
 
+DEPLOYER_ROLES = ("PO", "ADMIN")  # process owners and administrators deploy (the system is ADMIN)
+
+
+def check_deployer(actor: Actor) -> None:
+    """:raise PermissionDeniedError: ``actor`` may not deploy (neither a process owner nor an administrator)."""
+    if not actor.has_role(*DEPLOYER_ROLES):
+        raise PermissionDeniedError(
+            "只有流程负责人或系统管理员可以部署流程 / only a process owner (PO) or an "
+            "administrator (ADMIN) may deploy processes"
+        )
+
+
+def deploy_files(db: Database, actor: Actor, batch: list[ProcessFiles]) -> list[DeployedVersion]:
+    """``deploy_all`` in a transaction of its own; a refused deploy is audited in another.
+
+    :raise PermissionDeniedError: see ``check_deployer``. :raise InvalidDefinitionError: as ``deploy_all``.
+    """
+    try:
+        with db.unit_of_work() as session:
+            return deploy_all(session, actor, batch)
+    except PermissionDeniedError as exc:
+        with db.unit_of_work() as session:
+            audit.record(
+                session,
+                "permission_denied",
+                actor=actor.username,
+                payload={
+                    "reason": str(exc),
+                    "roles": sorted(actor.roles),
+                    "files": [f.source for f in batch],
+                },
+            )
+        raise
+
 
 def deploy(session: Session, actor: Actor, files: ProcessFiles) -> DeployedVersion:
     """Deploy a BPMN file as the next version of its process key; identical content returns the existing one.
 
+    :raise PermissionDeniedError: see ``check_deployer``.
     :raise InvalidDefinitionError: listing every problem, each naming its element.
     """
+    check_deployer(actor)
     compiled, called, problems = check(session, files)
     if problems or compiled is None:
         raise InvalidDefinitionError(
@@ -445,17 +483,45 @@ def _pinned_xml(session: Session, definition: ProcessDefinition) -> dict[str, st
 def read_directory(path: Path) -> list[ProcessFiles]:
     """Every BPMN file of a folder with the folder's DMN files and the forms folder's forms.
 
-    :raise InvalidDefinitionError: a form or file that cannot be read.
+    :raise InvalidDefinitionError: a form or file that cannot be read (every one of them).
     """
-    dmn_files = {p.name: p.read_text(encoding="utf-8") for p in sorted(path.glob("*.dmn"))}
+    texts: dict[Path, str] = {}
+    problems: list[DefinitionProblem] = []
+    for file in sorted(path.iterdir()):
+        if file.suffix == ".dmn" or _is_bpmn(file):
+            try:
+                texts[file] = read_source(file)
+            except InvalidDefinitionError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise InvalidDefinitionError(f"{len(problems)} 个问题 / problem(s)", problems)
+    dmn_files = {file.name: text for file, text in texts.items() if file.suffix == ".dmn"}
     form_defs = (
         forms.load_forms_dir(path.parent / "forms") if (path.parent / "forms").is_dir() else {}
     )
     return [
-        ProcessFiles(p.name, p.read_text(encoding="utf-8"), dmn_files, form_defs)
-        for p in sorted(path.iterdir())
-        if _is_bpmn(p)
+        ProcessFiles(file.name, text, dmn_files, form_defs)
+        for file, text in texts.items()
+        if _is_bpmn(file)
     ]
+
+
+def read_source(path: Path) -> str:
+    """A BPMN or DMN file's text.
+
+    :raise InvalidDefinitionError: the file is not UTF-8 text.
+    """
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = f"0x{exc.object[exc.start]:02x}"
+        problem = DefinitionProblem(
+            path.name,
+            None,
+            f"文件不是 UTF-8 文本（第 {exc.start} 字节为 {byte}）/ the file is not UTF-8 text "
+            f"(byte {byte} at offset {exc.start})",
+        )
+        raise InvalidDefinitionError(str(problem), [problem]) from exc
 
 
 def _is_bpmn(path: Path) -> bool:
@@ -465,8 +531,10 @@ def _is_bpmn(path: Path) -> bool:
 def deploy_all(session: Session, actor: Actor, batch: list[ProcessFiles]) -> list[DeployedVersion]:
     """Deploy several files, callees before their callers.
 
+    :raise PermissionDeniedError: see ``check_deployer``.
     :raise InvalidDefinitionError: with the problems of every file that failed.
     """
+    check_deployer(actor)
     order = callee_first(batch)
     deployed, problems = [], []
     for files in order:

@@ -21,6 +21,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+BUSINESS_KEY_LENGTH = 128  # process_instance.business_key: the start service refuses longer keys
+MAX_ROW_ID = 2**63 - 1  # row ids are 64-bit signed integers on both databases; none is larger
+
 
 class InstanceStatus(StrEnum):
     """``process_instance.status``."""
@@ -135,7 +138,7 @@ class ProcessInstance(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     definition_id: Mapped[int] = mapped_column(ForeignKey("process_definition.id"), index=True)
-    business_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    business_key: Mapped[str | None] = mapped_column(String(BUSINESS_KEY_LENGTH), index=True)
     title: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), index=True)
     state: Mapped[str] = mapped_column(Text)

@@ -1,5 +1,6 @@
 """The ``opsflow`` command through click's CliRunner (and the real console script in a subprocess):
-init, validate, deploy, start/tasks/claim/complete/instance, one-line errors, worker, audit verify.
+init, validate, deploy, start/tasks/claim/complete/instance, one-line errors, worker, audit verify,
+``--as`` refused what the engine refuses that user, and hostile input as one bilingual line.
 
 The CLI runs on real time, so the claim dates are computed from today."""
 
@@ -22,7 +23,10 @@ from sqlalchemy import func, select, table
 from engine import audit, runtime
 from engine.config import PROJECT_ROOT
 from engine.people import identity
+from engine.people.identity import Actor
+from engine.runtime.services import catalogue
 from engine.storage.db import Database
+from engine.storage.models import AuditEvent
 from tests import expense_claims
 from tests.conftest import DEMO, open_task, work
 
@@ -30,6 +34,7 @@ PROCESSES = PROJECT_ROOT / "processes"
 EXPENSE_BPMN = PROCESSES / "expense_reimbursement.bpmn"
 OPSFLOW = Path(sys.executable).parent / "opsflow"
 DEMO_USERS = json.loads(DEMO.read_text(encoding="utf-8"))["users"]
+Opsflow = Callable[..., Result]  # the ``opsflow`` fixture: the command in process
 
 
 def claim_data(**changes: object) -> dict[str, Any]:
@@ -323,10 +328,12 @@ def test_invalid_form_data_lists_the_field_errors_in_the_one_line(db, deployed, 
     assert open_task(db, summary.id, "submit_claim") == claim  # nothing was saved
 
 
-def _console(db: Database, *args: object) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPSFLOW_DATABASE_URL": db.url}
+def _console(
+    db: Database, *args: object, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPSFLOW_DATABASE_URL": url or db.url}
     return subprocess.run(
-        [str(OPSFLOW), *map(str, args)],
+        [str(OPSFLOW), *(a if isinstance(a, bytes) else str(a) for a in args)],
         env=env,
         capture_output=True,
         text=True,
@@ -380,3 +387,358 @@ def test_worker_once_with_a_waiting_case_fires_nothing_yet(db, case, opsflow) ->
 def test_audit_verify_reports_an_intact_chain(db, case, opsflow) -> None:
     lines = ok(opsflow("--database", db.url, "audit", "verify"))
     assert lines == [f"audit chain intact: {count(db, 'audit_event')} events"]
+
+
+# --- --as is an impersonation: the engine refuses what it would refuse that user ---
+
+
+def _events(db: Database, kind: str) -> list[dict[str, Any]]:
+    with db.read() as session:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.type == kind).order_by(AuditEvent.seq)
+        )
+        return [{"actor": row.actor, **json.loads(row.payload)} for row in rows]
+
+
+def test_the_help_calls_as_an_impersonation_for_the_operator(opsflow: Opsflow) -> None:
+    overview = " ".join(ok(opsflow("--help")))
+    assert "operator's tool" in overview
+    assert "shell access" in overview
+    assert "impersonation" in overview
+    for command in ("start", "tasks", "claim", "complete", "deploy"):
+        assert "impersonation" in " ".join(ok(opsflow(command, "--help"))), command
+
+
+def test_deploy_as_a_user_without_the_po_or_admin_role_is_refused_and_audited(
+    db: Database, opsflow: Opsflow
+) -> None:
+    line = one_error_line(opsflow("--database", db.url, "deploy", EXPENSE_BPMN, "--as", "sales1"))
+    assert "only a process owner (PO) or an administrator (ADMIN) may deploy" in line
+    assert count(db, "process_definition") == 0
+    (refusal,) = _events(db, "permission_denied")
+    assert refusal["actor"] == "sales1"
+    assert refusal["files"] == [EXPENSE_BPMN.name]
+    assert refusal["roles"] == ["SALES"]
+
+
+def test_deploy_as_a_process_owner_deploys_in_their_name(db: Database, opsflow: Opsflow) -> None:
+    assert ok(opsflow("--database", db.url, "deploy", EXPENSE_BPMN, "--as", "po1")) == [
+        "deployed: expense_reimbursement v1"
+    ]
+    assert [e["actor"] for e in _events(db, "definition_deployed")] == ["po1"]
+
+
+def test_starting_a_process_the_users_role_may_not_start_is_refused_and_audited(
+    db: Database, deployed: object, opsflow: Opsflow
+) -> None:
+    line = one_error_line(opsflow("--database", db.url, "start", "complaint", "--as", "sales1"))
+    assert "you may not start this process (it needs the role CS)" in line
+    assert count(db, "process_instance") == 0
+    assert [e["actor"] for e in _events(db, "permission_denied")] == ["sales1"]
+    (started,) = ok(opsflow("--database", db.url, "start", "complaint", "--as", "cs1"))
+    assert started.startswith("instance ")
+
+
+def test_starting_a_process_only_its_caller_starts_is_refused(
+    db: Database, deployed: object, opsflow: Opsflow
+) -> None:
+    line = one_error_line(
+        opsflow("--database", db.url, "start", "new_business_callback", "--as", "cs1")
+    )
+    assert "new_business_callback is started by the process that calls it" in line
+    assert count(db, "process_instance") == 0
+
+
+@pytest.fixture
+def waiting_approval(
+    db: Database, deployed: object, actor: Callable[[str], Actor]
+) -> dict[str, int]:
+    """The deputy approval of a submitted expense claim, waiting in the DDM queue."""
+    summary = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
+    work(db, actor("sales1"), summary.id, "submit_claim", claim_data())
+    return {"case": summary.id, "task": open_task(db, summary.id, "approve_ddm")}
+
+
+DECISION = json.dumps({"decision": "同意"})
+REFUSED: list[tuple[str, list[str], list[str], str]] = [
+    ("claiming another role's task", [], ["claim", "TASK", "--as", "sales1"], "DDM"),
+    (
+        "completing another role's task",
+        [],
+        ["complete", "TASK", "--as", "sales1", "--data", DECISION],
+        "DDM",
+    ),
+    (
+        "completing a task someone else claimed",
+        ["ddm1"],
+        ["complete", "TASK", "--as", "ddm2", "--data", DECISION],
+        "this task is assigned to someone else",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("claimed_by", "args", "fragment"),
+    [(c, a, f) for _, c, a, f in REFUSED],
+    ids=[n for n, _, _, _ in REFUSED],
+)
+def test_claiming_or_completing_what_the_engine_refuses_that_user_is_refused(
+    db: Database,
+    waiting_approval: dict[str, int],
+    actor: Callable[[str], Actor],
+    opsflow: Opsflow,
+    claimed_by: list[str],
+    args: list[str],
+    fragment: str,
+) -> None:
+    task = waiting_approval["task"]
+    for username in claimed_by:
+        runtime.claim_task(db, actor(username), task)
+    refusals, events = len(_events(db, "permission_denied")), count(db, "audit_event")
+    line = one_error_line(
+        opsflow("--database", db.url, *(task if a == "TASK" else a for a in args))
+    )
+    assert fragment in line
+    assert len(_events(db, "permission_denied")) == refusals + 1  # audited, as on the web
+    assert count(db, "audit_event") == events + 1  # and nothing else happened
+    assert task in runtime.get_instance(db, waiting_approval["case"]).summary.open_task_ids
+
+
+def test_a_business_key_is_capped_at_the_engines_limit(
+    db: Database, deployed: object, opsflow: Opsflow
+) -> None:
+    def start(business_key: str) -> Result:
+        return opsflow(
+            "--database", db.url, "start", "expense_reimbursement", "--as", "sales1",
+            "--business-key", business_key,
+        )  # fmt: skip
+
+    line = one_error_line(start("K" * (catalogue.BUSINESS_KEY_LENGTH + 1)))
+    assert "business_key: " in line
+    assert f"at most {catalogue.BUSINESS_KEY_LENGTH} characters" in line
+    assert count(db, "process_instance") == 0
+    (started,) = ok(start("K" * catalogue.BUSINESS_KEY_LENGTH))
+    case_id = int(re.findall(r"instance (\d+)", started)[0])
+    assert runtime.get_instance(db, case_id).summary.business_key == "K" * 128
+
+
+# --- hostile input: one bilingual line on stderr, exit status 1, nothing changed ---
+
+NOT_UTF8 = b'<?xml version="1.0" encoding="UTF-8"?>\n<definitions name="\xff\xfe"/>\n'
+HUGE_ID = "99999999999999999999"  # above 2**63
+
+
+def _nested(levels: int) -> str:
+    """A JSON object whose deepest value is ``levels`` lists and objects down."""
+    return '{"a": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+
+
+def _hostile_file(tmp_path: Path) -> Path:
+    path = tmp_path / "latin1.bpmn"
+    path.write_bytes(NOT_UTF8)
+    return path
+
+
+HOSTILE: list[tuple[str, Callable[[Path], list[object]], str]] = [
+    (
+        "a file that is not UTF-8",
+        lambda tmp: ["deploy", _hostile_file(tmp)],
+        "latin1.bpmn: 文件不是 UTF-8 文本（第 58 字节为 0xff）/ the file is not UTF-8 text (byte 0xff at offset 58)",
+    ),
+    (
+        "a missing file deployed",
+        lambda tmp: ["deploy", tmp / "missing.bpmn"],
+        "文件或文件夹不存在 / no such file or folder: ",
+    ),
+    (
+        "a missing file validated",
+        lambda tmp: ["validate", tmp / "missing.bpmn"],
+        "no such file or folder: ",
+    ),
+    (
+        "a file where a folder is needed",
+        lambda tmp: ["conformance", _hostile_file(tmp)],
+        "不是文件夹 / not a folder: ",
+    ),
+    (
+        "a task id above 2**63 claimed",
+        lambda tmp: ["claim", HUGE_ID, "--as", "ddm1"],
+        f"TASK_ID must be a whole number from 1 to {2**63 - 1}: {HUGE_ID}",
+    ),
+    (
+        "a task id above 2**63 completed",
+        lambda tmp: ["complete", HUGE_ID, "--as", "ddm1"],
+        "TASK_ID 必须是 1 到 9223372036854775807 之间的整数",
+    ),
+    (
+        "a case id above 2**63",
+        lambda tmp: ["instance", HUGE_ID],
+        "INSTANCE_ID must be a whole number",
+    ),
+    ("a case id that is no number", lambda tmp: ["instance", "abc"], "INSTANCE_ID must be"),
+    (
+        "an integer of 5,000 digits in --data",
+        lambda tmp: ["start", "expense_reimbursement", "--as", "sales1", "--data", '{"a": ' + "9" * 5000 + "}"],
+        "--data 中有超过 4300 位的整数 / --data holds an integer of more than 4300 digits",
+    ),
+    (
+        "--data nested 5,000 levels",
+        lambda tmp: ["start", "expense_reimbursement", "--as", "sales1", "--data", _nested(5000)],
+        "--data is nested deeper than 32 levels",
+    ),
+    (
+        "--data nested 33 levels",
+        lambda tmp: ["start", "expense_reimbursement", "--as", "sales1", "--data", _nested(33)],
+        "--data 嵌套超过 32 层",
+    ),
+    (
+        "an unpaired surrogate in --data",
+        lambda tmp: ["start", "expense_reimbursement", "--as", "sales1", "--data", '{"a": "\\udcff"}'],
+        "--data holds text that is not Unicode",
+    ),
+    (
+        "an infinite number in --data",
+        lambda tmp: ["start", "expense_reimbursement", "--as", "sales1", "--data", '{"a": 1e400}'],
+        "--data holds 1e400, beyond any floating-point number",
+    ),
+    (
+        "NaN in --data",
+        lambda tmp: ["start", "expense_reimbursement", "--as", "sales1", "--data", '{"a": NaN}'],
+        "--data holds NaN, which is not a number",
+    ),
+    (
+        "a business key that is not UTF-8",
+        lambda tmp: ["start", "expense_reimbursement", "--as", "sales1", "--business-key", "EXP-\udcff"],
+        "参数不是 UTF-8 文本 / an argument is not UTF-8 text: EXP-\\xff",
+    ),
+    (
+        "a user name that is not UTF-8",
+        lambda tmp: ["tasks", "--as", "\udcff\udcfe"],
+        "an argument is not UTF-8 text: \\xff\\xfe",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"), [(a, f) for _, a, f in HOSTILE], ids=[n for n, _, _ in HOSTILE]
+)
+def test_hostile_input_is_one_bilingual_line_and_changes_nothing(
+    db: Database,
+    deployed: object,
+    tmp_path: Path,
+    opsflow: Opsflow,
+    args: Callable[[Path], list[object]],
+    fragment: str,
+) -> None:
+    before = count(db, "audit_event"), count(db, "process_instance")
+    line = one_error_line(opsflow("--database", db.url, *args(tmp_path)))
+    assert fragment in line
+    assert re.search(r"[\u4e00-\u9fff].*/ [A-Za-z-]", line), line  # Chinese, then English
+    assert (count(db, "audit_event"), count(db, "process_instance")) == before
+
+
+def test_data_nested_32_levels_is_accepted(
+    db: Database, deployed: object, opsflow: Opsflow
+) -> None:
+    command = ["start", "expense_reimbursement", "--as", "sales1", "--data", _nested(32)]
+    (started,) = ok(opsflow("--database", db.url, *command))
+    assert started.startswith("instance ")
+
+
+def test_validating_a_file_that_is_not_utf8_reports_it_as_a_problem(
+    tmp_path: Path, opsflow: Opsflow
+) -> None:
+    result = opsflow("validate", _hostile_file(tmp_path))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stdout.splitlines() == [
+        "latin1.bpmn: 文件不是 UTF-8 文本（第 58 字节为 0xff）/ the file is not UTF-8 text "
+        "(byte 0xff at offset 58)",
+        "1 problem(s)",
+    ]
+
+
+BAD_DATABASES: list[tuple[str, Callable[[Path], str], str]] = [
+    (
+        "an unknown kind of database",
+        lambda tmp: "nonsense://x",
+        "数据库地址无效（--database 或 OPSFLOW_DATABASE_URL）/ the database URL is not valid: ",
+    ),
+    (
+        "an unreachable PostgreSQL",
+        lambda tmp: "postgresql+psycopg://opsflow:secret@127.0.0.1:1/opsflow",
+        "数据库不可用 / the database cannot be used: connection failed: ",
+    ),
+    (
+        "a SQLite file under a plain file",
+        lambda tmp: f"sqlite:///{_hostile_file(tmp)}/opsflow.sqlite",
+        "latin1.bpmn",
+    ),
+    (
+        "a database without the tables",
+        lambda tmp: f"sqlite:///{tmp / 'empty.sqlite'}",
+        "the database cannot be used: no such table: user",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"), [(u, f) for _, u, f in BAD_DATABASES], ids=[n for n, _, _ in BAD_DATABASES]
+)
+def test_a_database_that_cannot_be_used_is_one_line(
+    tmp_path: Path, opsflow: Opsflow, url: Callable[[Path], str], fragment: str
+) -> None:
+    line = one_error_line(opsflow("--database", url(tmp_path), "tasks", "--as", "sales1"))
+    assert fragment in line
+    assert "secret" not in line
+
+
+CONSOLE_HOSTILE: list[tuple[str, list[object], str | None, str]] = [
+    (
+        "a business key that is not UTF-8",
+        ["start", "expense_reimbursement", "--as", "sales1", "--business-key", b"EXP-\xff"],
+        None,
+        "an argument is not UTF-8 text: EXP-\\xff",
+    ),
+    ("a task id above 2**63", ["claim", HUGE_ID, "--as", "ddm1"], None, "TASK_ID must be"),
+    (
+        "an integer of 5,000 digits in --data",
+        ["start", "expense_reimbursement", "--as", "sales1", "--data", '{"a": ' + "9" * 5000 + "}"],
+        None,
+        "more than 4300 digits",
+    ),
+    ("a bad database URL", ["tasks", "--as", "sales1"], "nonsense://x", "URL is not valid"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "url", "fragment"),
+    [(a, u, f) for _, a, u, f in CONSOLE_HOSTILE],
+    ids=[n for n, _, _, _ in CONSOLE_HOSTILE],
+)
+def test_the_console_script_turns_hostile_input_into_one_line(
+    db: Database,
+    deployed: object,
+    tmp_path: Path,
+    args: list[object],
+    url: str | None,
+    fragment: str,
+) -> None:
+    done = _console(db, *args, url=url)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    assert fragment in lines[0]
+    assert count(db, "process_instance") == 0
+
+
+def test_the_console_script_refuses_a_file_that_is_not_utf8(db: Database, tmp_path: Path) -> None:
+    done = _console(db, "deploy", _hostile_file(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: latin1.bpmn: 文件不是 UTF-8 文本（第 58 字节为 0xff）/ the file is not UTF-8 text "
+        "(byte 0xff at offset 58)"
+    ]

@@ -3,25 +3,29 @@
 A start event in a lane that names a role (销售组, 客服组 …) may be used by that role's members; a
 start event in an applicant's lane (申请人), or in no lane, by anyone. A process another one
 calls (the new-business callback, called by the sale) is started by its caller, with that case's
-data, and is not offered. ``start`` checks the rules and starts (the worker's periodic starts and the CLI start as the system, unchecked).
+data, and is not offered. ``start`` checks the rules (and the business key's length) and starts;
+the web, the API and the CLI start through it (the worker's periodic starts as the system, unchecked).
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import bpmn
-from engine.errors import ConflictError, NotFoundError, PermissionDeniedError
+from engine.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from engine.people import assignment
 from engine.people.identity import Actor
 from engine.runtime.base import caches, unit_of_work
 from engine.runtime.services import instance_actions
 from engine.runtime.step.steps import InstanceSummary
 from engine.storage.db import Database
+from engine.storage.models import BUSINESS_KEY_LENGTH as BUSINESS_KEY_LENGTH
 from engine.storage.models import ProcessDefinition
 
 
@@ -47,12 +51,25 @@ def processes(db: Database) -> list[tuple[str, str]]:
 
 
 def start(
-    db: Database, actor: Actor, key: str, *, business_key: str | None = None
+    db: Database,
+    actor: Actor,
+    key: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    business_key: str | None = None,
 ) -> InstanceSummary:
-    """Start the latest version of ``key`` as ``actor``.
+    """Start the latest version of ``key`` as ``actor``, with ``data`` as the case's first data.
 
     :raise NotFoundError: no such process. :raise PermissionDeniedError: (audited)
+    :raise InvalidInputError: a business key longer than ``BUSINESS_KEY_LENGTH``.
     """
+    if business_key is not None and len(business_key) > BUSINESS_KEY_LENGTH:
+        message = (
+            f"业务编号最多 {BUSINESS_KEY_LENGTH} 个字符 / at most {BUSINESS_KEY_LENGTH} characters"
+        )
+        raise InvalidInputError(
+            "业务编号过长 / the business key is too long", {"business_key": [message]}
+        )
     entry = next((e for e in _latest(db) if e.key == key), None)
     if entry is None:
         raise NotFoundError(f"流程不存在 / no process '{key}'")
@@ -67,7 +84,7 @@ def start(
                 f"您不能发起此流程（需要角色 {', '.join(sorted(entry.roles))}）/ you may not start "
                 f"this process (it needs the role {', '.join(sorted(entry.roles))})"
             )
-    return instance_actions.start_instance(db, actor, key, business_key=business_key)
+    return instance_actions.start_instance(db, actor, key, data, business_key=business_key)
 
 
 def _may_start(actor: Actor, entry: Startable) -> bool:
