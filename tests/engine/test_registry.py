@@ -415,7 +415,7 @@ def test_an_unknown_assignee_expression(db: Database) -> None:
 
 
 @pytest.mark.parametrize("deadline", ["5 fortnights", "soon", "-3 days"])
-def test_a_bad_deadline(db: Database, deadline: str) -> None:
+def test_an_unrecognised_deadline_is_named_with_its_task(db: Database, deadline: str) -> None:
     problem = only_problem(
         refused(db, checked(process(user_task("fill", assignee="starter", deadline=deadline))))
     )
@@ -459,7 +459,7 @@ def test_a_script_task_that_imports(db: Database) -> None:
 
 
 @pytest.mark.parametrize("juel", ["${amount &gt; 1000}", "#{amount &gt; 1000}"])
-def test_a_juel_condition(db: Database, juel: str) -> None:
+def test_a_juel_condition_is_named_as_juel_with_its_flow(db: Database, juel: str) -> None:
     text = process(
         ("gw", '<bpmn:exclusiveGateway id="gw"/>'),
         flows=[

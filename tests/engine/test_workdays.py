@@ -46,7 +46,7 @@ def test_china_tz_is_utc_plus_8() -> None:
     ("year", "covered"),
     [(2004, True), (2025, True), (2026, True), (2003, False), (2027, False), (0, False)],
 )
-def test_calendar_covers(year: int, covered: bool) -> None:
+def test_the_official_calendar_covers_2004_to_2026_only(year: int, covered: bool) -> None:
     assert calendar_covers(year) is covered
 
 
@@ -72,7 +72,7 @@ def test_mid_autumn_2026_friday_is_off() -> None:
     assert not is_workday(date(2026, 9, 25))
 
 
-def test_spring_festival_2026() -> None:
+def test_spring_festival_2026_is_off_and_its_saturday_make_up_days_are_worked() -> None:
     for offset in range(9):  # Feb 15 .. Feb 23
         assert not is_workday(date(2026, 2, 15) + timedelta(days=offset))
     assert is_workday(date(2026, 2, 13))
@@ -86,7 +86,7 @@ def test_new_year_2026_sunday_make_up_day() -> None:
     assert is_workday(date(2026, 1, 4))
 
 
-def test_ordinary_week() -> None:
+def test_an_ordinary_week_is_worked_monday_to_friday() -> None:
     assert is_workday(date(2026, 3, 13))  # Friday
     assert not is_workday(date(2026, 3, 14))
     assert not is_workday(date(2026, 3, 15))
@@ -115,7 +115,9 @@ def test_is_workday_judges_an_aware_datetime_by_its_china_date() -> None:
         (cst(2026, 3, 14), 1, eod(2026, 3, 16)),  # from a Saturday
     ],
 )
-def test_add_workdays(start: datetime, n: int, due: datetime) -> None:
+def test_add_workdays_skips_weekends_and_holidays_and_counts_make_up_days(
+    start: datetime, n: int, due: datetime
+) -> None:
     assert add_workdays(start, n) == due
 
 
@@ -128,7 +130,9 @@ def test_add_workdays(start: datetime, n: int, due: datetime) -> None:
         (cst(2026, 10, 10, 9), eod(2026, 10, 10)),  # make-up Saturday is a working day
     ],
 )
-def test_add_workdays_zero(start: datetime, due: datetime) -> None:
+def test_zero_workdays_ends_the_start_day_or_else_the_next_working_day(
+    start: datetime, due: datetime
+) -> None:
     assert add_workdays(start, 0) == due
 
 
@@ -149,7 +153,7 @@ def test_add_workdays_uses_the_china_date_of_a_utc_start() -> None:
     assert add_workdays(datetime(2026, 3, 12, 15, 0, tzinfo=UTC), 1) == eod(2026, 3, 13)
 
 
-def test_naive_datetime_rejected() -> None:
+def test_a_naive_start_time_is_refused() -> None:
     with pytest.raises(InvalidInputError, match="timezone-aware"):
         add_workdays(datetime(2026, 3, 13, 9), 1)  # noqa: DTZ001 - naive on purpose
     with pytest.raises(InvalidInputError, match="timezone-aware"):
@@ -165,7 +169,7 @@ def test_add_workdays_rejects_out_of_range_counts(n: int) -> None:
 # --- calendar days ----------------------------------------------------------------------
 
 
-def test_add_calendar_days() -> None:
+def test_add_calendar_days_ends_at_the_end_of_the_china_day() -> None:
     assert add_calendar_days(cst(2026, 4, 1, 9), 15) == eod(2026, 4, 16)
     assert add_calendar_days(cst(2026, 4, 1, 9), 0) == eod(2026, 4, 1)
     assert add_calendar_days(cst(2026, 4, 30, 9), 1) == eod(2026, 5, 1)
@@ -184,7 +188,7 @@ def test_add_calendar_days_uses_the_china_date() -> None:
 # --- workdays_between -------------------------------------------------------------------
 
 
-def test_workdays_between() -> None:
+def test_workdays_between_counts_working_days_either_way() -> None:
     assert workdays_between(date(2026, 9, 30), date(2026, 10, 8)) == 1
     assert workdays_between(date(2026, 9, 30), date(2026, 10, 10)) == 3
     assert workdays_between(date(2026, 3, 13), date(2026, 3, 13)) == 0
@@ -220,7 +224,7 @@ def test_ten_day_pause_moves_due_at_by_exactly_ten_days() -> None:
     assert deadline.due_at == eod(2026, 4, 16)  # the original is unchanged
 
 
-def test_pauses_accumulate() -> None:
+def test_the_time_of_several_pauses_adds_up() -> None:
     deadline = Deadline(due_at=eod(2026, 4, 16))
     deadline = deadline.pause(cst(2026, 4, 2, 9)).resume(cst(2026, 4, 2, 12))
     deadline = deadline.pause(cst(2026, 4, 3, 9)).resume(cst(2026, 4, 4, 9))
@@ -236,7 +240,7 @@ def test_pause_duration_is_exact_across_time_zones() -> None:
     assert resumed.due_at == eod(2026, 4, 16) + timedelta(hours=6)
 
 
-def test_double_pause_conflicts() -> None:
+def test_pausing_a_paused_deadline_conflicts() -> None:
     paused = Deadline(due_at=eod(2026, 4, 16)).pause(cst(2026, 4, 5))
     with pytest.raises(ConflictError, match=r"已暂停.*already paused"):
         paused.pause(cst(2026, 4, 6))
@@ -258,7 +262,7 @@ def test_resume_at_the_pause_instant_moves_nothing() -> None:
     assert paused.resume(cst(2026, 4, 5, 12)).due_at == eod(2026, 4, 16)
 
 
-def test_overdue() -> None:
+def test_a_deadline_is_overdue_only_once_its_china_day_has_ended() -> None:
     deadline = Deadline(due_at=eod(2026, 4, 16))
     assert not deadline.is_overdue(cst(2026, 4, 16, 23, 59))
     assert not deadline.is_overdue(eod(2026, 4, 16))
@@ -304,7 +308,9 @@ def test_deadline_needs_aware_datetimes() -> None:
         ("１５　日", (15, "days")),  # full-width digits and space
     ],
 )
-def test_parse_deadline_spec(spec: str, expected: tuple[int, str]) -> None:
+def test_a_deadline_spec_is_read_with_english_or_chinese_units(
+    spec: str, expected: tuple[int, str]
+) -> None:
     assert parse_deadline_spec(spec) == expected
 
 
@@ -329,7 +335,7 @@ def test_parse_deadline_spec_rejects_bad_specs(spec: str) -> None:
         parse_deadline_spec(spec)
 
 
-def test_deadline_from() -> None:
+def test_deadline_from_counts_workdays_days_or_hours_from_the_start() -> None:
     start = cst(2026, 9, 30, 20)
     assert deadline_from(start, "1 工作日") == eod(2026, 10, 8)
     assert deadline_from(start, "15 日") == eod(2026, 10, 15)
@@ -343,7 +349,7 @@ def test_deadline_from_hours_is_elapsed_time_in_china_tz() -> None:
     assert due.utcoffset() == timedelta(hours=8)
 
 
-def test_deadline_from_bad_spec() -> None:
+def test_deadline_from_refuses_an_unreadable_spec() -> None:
     with pytest.raises(InvalidInputError):
         deadline_from(cst(2026, 3, 13), "soon")
 
@@ -366,7 +372,9 @@ def test_fallback_across_the_year_end() -> None:
     assert add_workdays(cst(2026, 12, 31), 2) == eod(2027, 1, 4)
 
 
-def test_fallback_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_year_outside_the_official_calendar_is_logged_as_a_fallback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING, logger="engine.timekeeping.workdays"):
         assert not is_workday(date(2099, 1, 3))  # a Saturday
     assert "2099" in caplog.text
