@@ -285,9 +285,15 @@ def test_python_syntax_warnings_are_rejections(source: str) -> None:
         check(source)
 
 
-def test_check_accepts_ordinary_code() -> None:
-    check("amount > 5000 and region in ('north', 'south')")
-    check("total = 0\nfor i in items:\n    total += i['amount']\nok = total < limit", "exec")
+def test_check_accepts_ordinary_code_which_then_runs() -> None:
+    expression = "amount > 5000 and region in ('north', 'south')"
+    script = "total = 0\nfor i in items:\n    total += i['amount']\nok = total < limit"
+    check(expression)  # raises ScriptRejectedError for what it refuses
+    check(script, "exec")
+    assert evaluate(expression, {"amount": 6000, "region": "north"}) is True
+    context: dict[str, Any] = {"items": [{"amount": 3}, {"amount": 4}], "limit": 10}
+    execute(script, context)
+    assert (context["total"], context["ok"]) == (7, True)
 
 
 def test_names_that_are_data_may_look_like_builtins() -> None:
