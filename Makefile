@@ -34,7 +34,7 @@ run: setup  ## create/upgrade the SQLite database, load the demo department and 
 test: setup  ## the whole suite on SQLite; on PostgreSQL too when OPSFLOW_TEST_DATABASE_URL is set
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: setup  ## ruff (lint and format), mypy (strict on engine/), import-linter contracts
+lint: setup  ## ruff check, ruff format --check, mypy strict (engine, webapp, tests, bench), import-linter
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

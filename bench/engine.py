@@ -97,7 +97,7 @@ def setup(folder: Path) -> tuple[Database, Actor]:
         form = forms.load_form(json.dumps(FORM, ensure_ascii=False), "bench_step.json")
         registry.deploy(
             session,
-            actor,
+            identity.SYSTEM,
             registry.ProcessFiles("bench_seq.bpmn", sequential_process(), {}, {"bench_step": form}),
         )
     return db, actor

@@ -34,7 +34,7 @@ OUT = ROOT / "docs" / "img"
 def demo_cases(db: Database) -> int:
     with db.read() as session:
         sales, ddm = identity.get_actor(session, "sales1"), identity.get_actor(session, "ddm1")
-    first = None
+    claims: list[int] = []
     for n, (amount, category) in enumerate(
         (("12000.00", "差旅"), ("800.00", "办公"), ("3600.00", "培训"))
     ):
@@ -45,13 +45,14 @@ def demo_cases(db: Database) -> int:
             amount, category, day=(datetime.now(UTC).date() - timedelta(days=3)).isoformat()
         )
         runtime.complete_task(db, sales, case.open_task_ids[0], claim)
-        first = first or case.id
+        claims.append(case.id)
     lead = runtime.start_instance(db, sales, "sales", business_key="SL-2026-0001")
     runtime.complete_task(
         db, sales, lead.open_task_ids[0],
         {"customer_name": "王秀英", "mobile": "13912345678", "channel": "线下活动",
          "pi_notice_given": "是", "contact_consent": True},
     )  # fmt: skip
+    first = claims[0]
     for task_id in runtime.get_instance(db, first).summary.open_task_ids:
         runtime.claim_task(db, ddm, task_id)
     return first

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import text
 
-from engine import case_files
+from engine import case_files, cli, runtime
 from engine.config import PROJECT_ROOT, Settings
 from engine.definitions import registry
 from engine.people import identity
 from engine.people.identity import Actor
+from engine.runtime import InstanceSummary
+from engine.runtime.services import inbox
 from engine.storage.db import Database
 from engine.timekeeping import clock
 
@@ -141,8 +144,18 @@ def frozen_clock() -> Iterator[clock.FrozenClock]:
     clock.use(None)
 
 
+ActorOf = Callable[[str], Actor]
+"""The ``actor`` fixture: ``actor("ddm1")`` is that demo user as an Actor."""
+
+
+class Opsflow(Protocol):
+    """The ``opsflow`` fixture: ``opsflow("tasks", "--as", "ddm1")`` runs the CLI in process."""
+
+    def __call__(self, *args: object) -> Result: ...
+
+
 @pytest.fixture
-def actor(db: Database):
+def actor(db: Database) -> ActorOf:
     """``actor("ddm1")``: the demo user as an Actor."""
 
     def _actor(username: str) -> Actor:
@@ -166,8 +179,6 @@ def deployed(db: Database) -> list[registry.DeployedVersion]:
 
 def open_task(db: Database, instance_id: int, bpmn_id: str) -> int:
     """The id of the instance's open task for a BPMN element (fails the test if there is none)."""
-    from engine.runtime.services import inbox
-
     matches = [row.id for row in inbox.open_tasks_of(db, instance_id) if row.bpmn_id == bpmn_id]
     assert matches, (
         f"no open task {bpmn_id} in instance {instance_id}: {inbox.open_tasks_of(db, instance_id)}"
@@ -175,33 +186,39 @@ def open_task(db: Database, instance_id: int, bpmn_id: str) -> int:
     return matches[0]
 
 
-def work(
-    db: Database, who: Actor, instance_id: int, bpmn_id: str, data: dict[str, object] | None = None
-):
-    """Claim (when it is a role's task) and complete an instance's open task as a user."""
-    from engine import runtime
-    from engine.runtime.services import inbox
-
-    task_id = open_task(db, instance_id, bpmn_id)
+def inbox_row(db: Database, task_id: int) -> inbox.TaskRow:
+    """A task as the inbox lists it (fails the test if there is no such task)."""
     row = inbox.get_task(db, task_id)
-    assert row is not None
-    if row.assignee_id is None:
+    assert row is not None, f"no task {task_id}"
+    return row
+
+
+def work(
+    db: Database,
+    who: Actor,
+    instance_id: int,
+    bpmn_id: str,
+    data: Mapping[str, object] | None = None,
+) -> InstanceSummary:
+    """Claim (when it is a role's task) and complete an instance's open task as a user."""
+    task_id = open_task(db, instance_id, bpmn_id)
+    if inbox_row(db, task_id).assignee_id is None:
         runtime.claim_task(db, who, task_id)
     return runtime.complete_task(db, who, task_id, data or {})
 
 
 def history_types(db: Database, instance_id: int) -> list[str]:
-    from engine import runtime
-
     return [event["type"] for event in runtime.get_instance(db, instance_id).history]
 
 
 @pytest.fixture
-def opsflow() -> Callable[..., Result]:
+def opsflow() -> Opsflow:
     """``opsflow(*args)``: the CLI in process (it closes the database it opens)."""
-    from engine import cli
 
-    return lambda *args: CliRunner().invoke(cli.main, [str(a) for a in args])
+    def _opsflow(*args: object) -> Result:
+        return CliRunner().invoke(cli.main, [str(a) for a in args])
+
+    return _opsflow
 
 
 # --- the browser (Debian's chromium through Playwright; never a downloaded one) ---
@@ -212,8 +229,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the session (``make setup`` installs it and node_modules)."""
-    from playwright.sync_api import sync_playwright
-
     for need, fix in (
         (CHROMIUM, "apt-get install chromium"),
         (PROJECT_ROOT / "node_modules", "npm ci"),

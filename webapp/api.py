@@ -27,7 +27,7 @@ bp = Blueprint(
     "api", __name__, url_prefix="/api/v1", description="opsflow 任务与流程 / tasks and processes"
 )
 
-BEARER = {"bearerAuth": []}
+BEARER: dict[str, list[str]] = {"bearerAuth": []}
 
 
 def init_app(app: Flask) -> None:

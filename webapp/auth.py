@@ -35,7 +35,7 @@ PUBLIC_ENDPOINTS = frozenset(
 )
 
 
-class SessionUser(UserMixin):  # type: ignore[misc]
+class SessionUser(UserMixin):  # type: ignore[misc]  # Flask-Login is untyped: UserMixin is Any
     """The logged-in person as Flask-Login sees them; ``actor`` is what the engine takes."""
 
     def __init__(self, actor: Actor, stamp: str):
@@ -53,7 +53,7 @@ def db() -> Database:
 
 def actor() -> Actor:
     """The logged-in person (every view but the login page runs after ``_require_login``)."""
-    user: SessionUser = current_user  # type: ignore[assignment]
+    user: SessionUser = current_user
     return user.actor
 
 
@@ -68,10 +68,9 @@ def limit_logins(app: Flask) -> None:
     """Login attempts per client address, counted per app (after the blueprint is registered)."""
     limiter = Limiter(get_remote_address, app=app, default_limits=[])
     limit = limiter.limit(LOGIN_LIMIT, methods=["POST"])
-    app.view_functions["auth.login"] = limit(app.view_functions["auth.login"])
+    app.view_functions["auth.login"] = limit(login)  # the view the blueprint registered
 
 
-@login_manager.user_loader  # type: ignore[misc]
 def _load_user(user_id: str) -> SessionUser | None:
     number, _, stamp = user_id.partition(":")
     if not number.isdigit() or not stamp:
@@ -81,11 +80,15 @@ def _load_user(user_id: str) -> SessionUser | None:
     return SessionUser(found, stamp) if found is not None else None
 
 
+login_manager.user_loader(_load_user)  # registered by a call: Flask-Login's decorator is untyped
+
+
 def _require_login() -> ResponseReturnValue | None:
     endpoint = request.endpoint or ""
     if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api.") or current_user.is_authenticated:
         return None  # the API authenticates with tokens (webapp.api)
-    return login_manager.unauthorized()  # type: ignore[no-any-return]
+    redirect_to_login: ResponseReturnValue = login_manager.unauthorized()
+    return redirect_to_login
 
 
 @bp.route("/login", methods=["GET", "POST"])

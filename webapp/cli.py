@@ -51,7 +51,7 @@ def _dispose(app: Any) -> None:
 
 
 def _gunicorn(app: Any, bind: str, workers: int, *, access_log: bool = True) -> None:
-    class _Server(BaseApplication):  # type: ignore[misc]
+    class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped: its base is Any
         def load_config(self) -> None:
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers)

@@ -79,11 +79,13 @@ def when(value: Any) -> str:
         return "" if value is None else str(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=CHINA_TZ)
-    return format_datetime(value, "short")
+    written: str = format_datetime(value, "short")
+    return written
 
 
 def money(value: Any) -> str:
     """CNY with two decimals, grouped for the reader's locale: ¥12,000.00."""
     if value in (None, ""):
         return ""
-    return format_currency(Decimal(str(value)), "CNY")
+    written: str = format_currency(Decimal(str(value)), "CNY")
+    return written

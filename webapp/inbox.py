@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
@@ -54,7 +56,7 @@ def index() -> ResponseReturnValue:
 def save_filter() -> ResponseReturnValue:
     inbox.save_filter(db(), actor(), request.form.get("name", ""), request.form)
     flash(_("筛选已保存"))
-    query = {k: request.form[k] for k in inbox.QUERY_KEYS if request.form.get(k)}
+    query: dict[str, Any] = {k: request.form[k] for k in inbox.QUERY_KEYS if request.form.get(k)}
     return redirect(url_for("inbox.index", **query))
 
 

@@ -52,7 +52,10 @@ def _store_uploads(view: task_view.TaskView, task_id: int, data: dict[str, objec
     for field in view.form.fields if view.form else ():
         if field.type not in ("attachment", "attachments"):
             continue
-        hashes = list(data.get(field.name) or []) if field.type == "attachments" else []
+        kept = data.get(field.name)  # the hashes already attached (attachments fields only)
+        hashes: list[str] = (
+            list(kept) if field.type == "attachments" and isinstance(kept, list) else []
+        )
         for upload in request.files.getlist(field.name):
             if not upload.filename:
                 continue

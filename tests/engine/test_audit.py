@@ -20,7 +20,7 @@ from engine import audit, runtime
 from engine.errors import InvalidInputError, PermissionDeniedError
 from engine.people import identity
 from engine.storage.db import Database
-from tests.conftest import open_task, work
+from tests.conftest import ActorOf, Opsflow, open_task, work
 from tests.expense_claims import claim_data
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
@@ -51,7 +51,7 @@ def verify(db: Database) -> audit.ChainReport:
         return audit.verify(session)
 
 
-def a_case(db: Database, actor) -> int:
+def a_case(db: Database, actor: ActorOf) -> int:
     """Real engine activity: an expense claim started, submitted and approved once."""
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     work(db, actor("sales1"), case.id, "submit_claim", claim_data())
@@ -102,7 +102,9 @@ def assert_triggers_in_force(db: Database) -> None:
 # --- the chain from real activity ---
 
 
-def test_real_engine_activity_builds_a_chain_that_verifies_and_counts_match(db, actor) -> None:
+def test_real_engine_activity_builds_a_chain_that_verifies_and_counts_match(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = a_case(db, actor)
     stored = events(db)
     report = verify(db)
@@ -129,7 +131,9 @@ def test_real_engine_activity_builds_a_chain_that_verifies_and_counts_match(db, 
     assert completed[0]["payload"]["data"]["amount"] == "800.00"
 
 
-def test_a_refused_step_writes_nothing_and_a_permission_refusal_is_appended(db, actor) -> None:
+def test_a_refused_step_writes_nothing_and_a_permission_refusal_is_appended(
+    db: Database, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     task_id = open_task(db, case.id, "submit_claim")
     before = events(db)
@@ -150,7 +154,9 @@ def test_a_refused_step_writes_nothing_and_a_permission_refusal_is_appended(db, 
 # --- the database refuses changes ---
 
 
-def test_the_database_refuses_update_and_delete_on_audit_events(db, actor) -> None:
+def test_the_database_refuses_update_and_delete_on_audit_events(
+    db: Database, actor: ActorOf
+) -> None:
     a_case(db, actor)
     before = events(db)
     with pytest.raises(DatabaseError, match="append-only"), db.engine.begin() as connection:
@@ -168,7 +174,9 @@ def test_the_database_refuses_update_and_delete_on_audit_events(db, actor) -> No
 # --- tamper detection, with the triggers out of the way ---
 
 
-def test_an_altered_payload_is_named_by_verify_and_by_the_cli(db, actor, opsflow) -> None:
+def test_an_altered_payload_is_named_by_verify_and_by_the_cli(
+    db: Database, actor: ActorOf, opsflow: Opsflow
+) -> None:
     a_case(db, actor)
     stored = events(db)
     target = next(e for e in stored if e["type"] == "task_completed")
@@ -195,7 +203,7 @@ def test_an_altered_payload_is_named_by_verify_and_by_the_cli(db, actor, opsflow
     assert "Traceback" not in result.output
 
 
-def test_an_altered_prev_hash_is_detected(db, actor) -> None:
+def test_an_altered_prev_hash_is_detected(db: Database, actor: ActorOf) -> None:
     a_case(db, actor)
     stored = events(db)
     seq = len(stored) // 2
@@ -209,7 +217,7 @@ def test_an_altered_prev_hash_is_detected(db, actor) -> None:
     assert "prev_hash" in (report.reason or "")
 
 
-def test_a_deleted_last_event_is_detected(db, actor, opsflow) -> None:
+def test_a_deleted_last_event_is_detected(db: Database, actor: ActorOf, opsflow: Opsflow) -> None:
     a_case(db, actor)
     last = len(events(db))
     with triggers_out_of_the_way(db) as connection:
@@ -224,7 +232,7 @@ def test_a_deleted_last_event_is_detected(db, actor, opsflow) -> None:
     assert f"BROKEN at event {last}:" in result.stderr
 
 
-def test_a_deleted_middle_event_is_detected(db, actor) -> None:
+def test_a_deleted_middle_event_is_detected(db: Database, actor: ActorOf) -> None:
     a_case(db, actor)
     with triggers_out_of_the_way(db) as connection:
         connection.execute(text("DELETE FROM audit_event WHERE seq = 3"))
@@ -235,7 +243,9 @@ def test_a_deleted_middle_event_is_detected(db, actor) -> None:
     assert report.reason == "event 3 is missing (next is 4)"
 
 
-def test_a_consistently_rewritten_event_still_breaks_the_next_link(db, actor) -> None:
+def test_a_consistently_rewritten_event_still_breaks_the_next_link(
+    db: Database, actor: ActorOf
+) -> None:
     # A forger who recomputes the altered event's own hash still breaks its successor.
     a_case(db, actor)
     stored = events(db)
@@ -295,7 +305,9 @@ def test_canonical_json_refuses_values_it_cannot_encode_stably() -> None:
 # --- concurrency ---
 
 
-def test_concurrent_appends_from_two_handles_do_not_fork_the_chain(db, actor) -> None:
+def test_concurrent_appends_from_two_handles_do_not_fork_the_chain(
+    db: Database, actor: ActorOf
+) -> None:
     starters = [actor("sales1"), actor("sales2")]
     handles = [Database(db.url) for _ in starters]
     barrier = threading.Barrier(len(starters))
@@ -346,7 +358,7 @@ def _authenticate(db: Database, username: str, password: str) -> identity.Actor 
         return exc
 
 
-def test_logins_succeed_and_fail_with_one_message_and_both_are_audited(db) -> None:
+def test_logins_succeed_and_fail_with_one_message_and_both_are_audited(db: Database) -> None:
     with db.engine.begin() as connection:
         connection.execute(
             text('UPDATE "user" SET active = :off WHERE username = :u'), {"off": False, "u": "ops2"}
@@ -378,7 +390,7 @@ def test_logins_succeed_and_fail_with_one_message_and_both_are_audited(db) -> No
     assert verify(db).ok
 
 
-def test_an_overlong_username_is_refused_and_audited_not_crashed(db) -> None:
+def test_an_overlong_username_is_refused_and_audited_not_crashed(db: Database) -> None:
     refusal = _authenticate(db, "x" * 100, "wrong")
     assert isinstance(refusal, PermissionDeniedError)
     assert events(db)[-1]["type"] == "login_failed"

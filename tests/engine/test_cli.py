@@ -22,22 +22,22 @@ from sqlalchemy import func, select, table
 
 from engine import audit, runtime
 from engine.config import PROJECT_ROOT
+from engine.definitions.registry import DeployedVersion
 from engine.people import identity
 from engine.people.identity import Actor
 from engine.runtime.services import catalogue
 from engine.storage.db import Database
 from engine.storage.models import AuditEvent
 from tests import expense_claims
-from tests.conftest import DEMO, open_task, work
+from tests.conftest import DEMO, ActorOf, Opsflow, open_task, work
 
 PROCESSES = PROJECT_ROOT / "processes"
 EXPENSE_BPMN = PROCESSES / "expense_reimbursement.bpmn"
 OPSFLOW = Path(sys.executable).parent / "opsflow"
 DEMO_USERS = json.loads(DEMO.read_text(encoding="utf-8"))["users"]
-Opsflow = Callable[..., Result]  # the ``opsflow`` fixture: the command in process
 
 
-def claim_data(**changes: object) -> dict[str, Any]:
+def claim_data(**changes: str) -> dict[str, Any]:
     """A valid expense claim for the real today (the CLI runs on the real clock)."""
     day = (dt.date.today() - dt.timedelta(days=10)).isoformat()  # noqa: DTZ011 - the CLI's real today
     return expense_claims.claim_data(day=day, **changes)
@@ -72,7 +72,7 @@ def count(db: Database, name: str) -> int:
 
 
 def test_init_creates_a_fresh_database_and_running_it_again_changes_nothing(
-    tmp_path: Path, opsflow
+    tmp_path: Path, opsflow: Opsflow
 ) -> None:
     url = f"sqlite:///{tmp_path / 'instance' / 'opsflow.sqlite'}"
     first = ok(opsflow("--database", url, "init"))
@@ -106,7 +106,9 @@ def test_init_creates_a_fresh_database_and_running_it_again_changes_nothing(
         db.dispose()
 
 
-def test_init_on_a_database_that_already_has_the_department_only_deploys(db, opsflow) -> None:
+def test_init_on_a_database_that_already_has_the_department_only_deploys(
+    db: Database, opsflow: Opsflow
+) -> None:
     users = count(db, "user")
     lines = ok(opsflow("--database", db.url, "init"))
     assert "deployed: expense_reimbursement v1 (费用报销)" in lines
@@ -120,7 +122,7 @@ def test_init_on_a_database_that_already_has_the_department_only_deploys(db, ops
 # --- validate ---
 
 
-def test_validate_the_shipped_processes_finds_no_problem(opsflow) -> None:
+def test_validate_the_shipped_processes_finds_no_problem(opsflow: Opsflow) -> None:
     lines = ok(opsflow("validate", PROCESSES))
     assert lines == ["0 problem(s)"]
 
@@ -148,7 +150,7 @@ _BAD_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_validate_prints_one_line_per_problem_with_file_element_and_message(
-    tmp_path: Path, opsflow
+    tmp_path: Path, opsflow: Opsflow
 ) -> None:
     (tmp_path / "juel.bpmn").write_text(
         _BAD_BPMN.format(key="juel_process", lane="副经理", big="${amount &gt; 100}"),
@@ -174,7 +176,7 @@ def test_validate_prints_one_line_per_problem_with_file_element_and_message(
 # --- a case worked end to end through the command ---
 
 
-def test_deploy_start_tasks_claim_complete_and_instance(db, opsflow) -> None:
+def test_deploy_start_tasks_claim_complete_and_instance(db: Database, opsflow: Opsflow) -> None:
     def run(*args: object) -> list[str]:
         return ok(opsflow("--database", db.url, *args))
 
@@ -259,7 +261,7 @@ def test_deploy_start_tasks_claim_complete_and_instance(db, opsflow) -> None:
 
 
 @pytest.fixture
-def case(db: Database, deployed, actor) -> dict[str, int]:
+def case(db: Database, deployed: list[DeployedVersion], actor: ActorOf) -> dict[str, int]:
     """An expense case whose claim is submitted and whose deputy approval ddm1 completed."""
     summary = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     claim = open_task(db, summary.id, "submit_claim")
@@ -305,7 +307,13 @@ ERRORS: list[tuple[str, Callable[[dict[str, int]], list[object]], list[str]]] = 
 @pytest.mark.parametrize(
     ("args", "fragments"), [(a, f) for _, a, f in ERRORS], ids=[n for n, _, _ in ERRORS]
 )
-def test_errors_print_exactly_one_line(db, case, opsflow, args, fragments) -> None:
+def test_errors_print_exactly_one_line(
+    db: Database,
+    case: dict[str, int],
+    opsflow: Opsflow,
+    args: Callable[[dict[str, int]], list[object]],
+    fragments: list[str],
+) -> None:
     before = count(db, "audit_event")
     line = one_error_line(opsflow("--database", db.url, *args(case)))
     for fragment in fragments:
@@ -313,7 +321,9 @@ def test_errors_print_exactly_one_line(db, case, opsflow, args, fragments) -> No
     assert count(db, "audit_event") == before  # a refused command changes nothing
 
 
-def test_invalid_form_data_lists_the_field_errors_in_the_one_line(db, deployed, actor, opsflow):
+def test_invalid_form_data_lists_the_field_errors_in_the_one_line(
+    db: Database, deployed: list[DeployedVersion], actor: ActorOf, opsflow: Opsflow
+) -> None:
     summary = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     claim = open_task(db, summary.id, "submit_claim")
     bad = claim_data(amount="12.345", purpose="太短")
@@ -322,7 +332,9 @@ def test_invalid_form_data_lists_the_field_errors_in_the_one_line(db, deployed, 
             "--database", db.url, "complete", claim, "--as", "sales1", "--data", json.dumps(bad)
         )
     )
-    fields = dict(part.split(": ", 1) for part in re.search(r"\((.*)\)$", line)[1].split("; "))
+    listed = re.search(r"\((.*)\)$", line)
+    assert listed is not None, line
+    fields = {name: text for name, _, text in (p.partition(": ") for p in listed[1].split("; "))}
     assert {"amount", "purpose"} <= set(fields)
     assert all(messages for messages in fields.values())
     assert open_task(db, summary.id, "submit_claim") == claim  # nothing was saved
@@ -353,7 +365,7 @@ def _console(
     ids=["unknown task", "unknown user", "invalid JSON"],
 )
 def test_the_console_script_prints_one_error_line_and_no_traceback(
-    db, deployed, args, fragment
+    db: Database, deployed: list[DeployedVersion], args: list[object], fragment: str
 ) -> None:
     assert OPSFLOW.exists()
     done = _console(db, *args)
@@ -366,7 +378,9 @@ def test_the_console_script_prints_one_error_line_and_no_traceback(
     assert fragment in lines[0]
 
 
-def test_the_console_script_reads_the_database_from_the_environment(db, deployed) -> None:
+def test_the_console_script_reads_the_database_from_the_environment(
+    db: Database, deployed: list[DeployedVersion]
+) -> None:
     done = _console(db, "audit", "verify")
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"audit chain intact: {count(db, 'audit_event')} events\n"
@@ -375,16 +389,20 @@ def test_the_console_script_reads_the_database_from_the_environment(db, deployed
 # --- worker and audit ---
 
 
-def test_worker_once_on_a_fresh_database_fires_nothing(db, opsflow) -> None:
+def test_worker_once_on_a_fresh_database_fires_nothing(db: Database, opsflow: Opsflow) -> None:
     assert ok(opsflow("--database", db.url, "worker", "--once")) == ["fired: 0"]
 
 
-def test_worker_once_with_a_waiting_case_fires_nothing_yet(db, case, opsflow) -> None:
+def test_worker_once_with_a_waiting_case_fires_nothing_yet(
+    db: Database, case: dict[str, int], opsflow: Opsflow
+) -> None:
     assert ok(opsflow("--database", db.url, "worker", "--once")) == ["fired: 0"]
     assert open_task(db, case["instance"], "finance_review")
 
 
-def test_audit_verify_reports_an_intact_chain(db, case, opsflow) -> None:
+def test_audit_verify_reports_an_intact_chain(
+    db: Database, case: dict[str, int], opsflow: Opsflow
+) -> None:
     lines = ok(opsflow("--database", db.url, "audit", "verify"))
     assert lines == [f"audit chain intact: {count(db, 'audit_event')} events"]
 

@@ -85,16 +85,18 @@ def test_text_min_length_and_multiple_lines() -> None:
 
 
 @pytest.mark.parametrize(("given", "expected"), [(42, 42), ("-7", -7), (" 8 ", 8), (3.0, 3)])
-def test_integer_valid(given: Any, expected: int) -> None:
+def test_an_integer_field_takes_whole_numbers_given_as_text_or_numbers(
+    given: Any, expected: int
+) -> None:
     assert clean(one({"type": "integer"}), {"f": given}) == {"f": expected}
 
 
 @pytest.mark.parametrize("given", ["4.2", 4.5, True, "abc", [1]])
-def test_integer_invalid(given: Any) -> None:
+def test_an_integer_field_refuses_fractions_booleans_text_and_lists(given: Any) -> None:
     assert errors(one({"type": "integer"}), {"f": given}) == {"f": ["请输入整数"]}
 
 
-def test_integer_bounds() -> None:
+def test_an_integer_field_refuses_values_outside_its_min_and_max() -> None:
     form = one({"type": "integer", "min": 1, "max": 10})
     assert clean(form, {"f": 10}) == {"f": 10}
     assert errors(form, {"f": 0}) == {"f": ["不得小于 1"]}
@@ -129,7 +131,7 @@ def test_decimal_rejects_non_numbers(given: Any) -> None:
     assert errors(one({"type": "decimal"}), {"f": given}) == {"f": ["请输入数字"]}
 
 
-def test_decimal_bounds() -> None:
+def test_a_decimal_field_refuses_values_outside_its_min_and_max() -> None:
     form = one({"type": "decimal", "places": 2, "min": "0.01", "max": "9999999999.99"})
     assert clean(form, {"f": "0.01"}) == {"f": Decimal("0.01")}
     assert clean(form, {"f": "9999999999.99"}) == {"f": Decimal("9999999999.99")}
@@ -141,7 +143,7 @@ def test_decimal_bounds() -> None:
 # --------------------------------------------------------------------------- dates
 
 
-def test_date_valid_and_invalid() -> None:
+def test_a_date_field_takes_only_real_iso_dates() -> None:
     form = one({"type": "date"})
     assert clean(form, {"f": "2026-02-28"}) == {"f": dt.date(2026, 2, 28)}
     assert clean(form, {"f": dt.date(2026, 3, 1)}) == {"f": dt.date(2026, 3, 1)}
@@ -186,7 +188,7 @@ def test_datetime_needs_an_offset() -> None:
 # --------------------------------------------------------------------------- booleans and choices
 
 
-def test_boolean() -> None:
+def test_a_boolean_field_takes_true_or_false_and_refuses_yes_or_one() -> None:
     form = one({"type": "boolean", "required": True})
     assert clean(form, {"f": False}) == {"f": False}
     assert clean(form, {"f": "true"}) == {"f": True}
@@ -201,14 +203,14 @@ CHOICES = [
 ]
 
 
-def test_choice() -> None:
+def test_a_choice_field_takes_a_listed_value_not_its_label() -> None:
     form = one({"type": "choice", "choices": CHOICES})
     assert clean(form, {"f": "驳回"}) == {"f": "驳回"}
     assert errors(form, {"f": "Reject"}) == {"f": ["请从选项中选择"]}
     assert errors(form, {"f": 1}, locale="en") == {"f": ["Select one of the choices."]}
 
 
-def test_multi_choice() -> None:
+def test_a_multi_choice_field_drops_repeats_and_refuses_unlisted_values() -> None:
     form = one({"type": "multi_choice", "choices": ["差旅", "办公", "培训"]})
     assert clean(form, {"f": ["培训", "差旅", "培训"]}) == {"f": ["培训", "差旅"]}
     assert errors(form, {"f": ["差旅", "娱乐"]}) == {"f": ["请从选项中选择"]}
@@ -227,7 +229,9 @@ def test_multi_choice() -> None:
         (" 11010519491231002x ", "11010519491231002X"),
     ],
 )
-def test_id_number_valid(given: str, expected: str) -> None:
+def test_an_id_number_with_a_right_check_digit_is_taken_with_an_upper_case_x(
+    given: str, expected: str
+) -> None:
     assert clean(one({"type": "id_number"}), {"f": given}) == {"f": expected}
 
 
@@ -242,11 +246,13 @@ def test_id_number_valid(given: str, expected: str) -> None:
         ("11010519900307447A", "身份证号码应为 18 位（17 位数字加 1 位数字或 X）"),
     ],
 )
-def test_id_number_invalid(given: str, message: str) -> None:
+def test_an_id_number_with_a_wrong_check_digit_birth_date_or_length_is_refused(
+    given: str, message: str
+) -> None:
     assert errors(one({"type": "id_number"}), {"f": given}) == {"f": [message]}
 
 
-def test_id_number_english_message() -> None:
+def test_an_id_number_error_reads_in_english_for_an_english_reader() -> None:
     got = errors(one({"type": "id_number"}), {"f": "110101199003074478"}, locale="en")
     assert got == {"f": ["The ID number's check digit is wrong."]}
 
@@ -259,18 +265,20 @@ def test_id_number_english_message() -> None:
         ("19912345678", "19912345678"),
     ],
 )
-def test_mobile_valid(given: str, expected: str) -> None:
+def test_a_mobile_number_is_taken_without_its_country_code_spaces_or_dashes(
+    given: str, expected: str
+) -> None:
     assert clean(one({"type": "mobile"}), {"f": given}) == {"f": expected}
 
 
 @pytest.mark.parametrize(
     "given", ["12800138000", "1380013800", "138001380001", "010-12345678", 13800138000]
 )
-def test_mobile_invalid(given: Any) -> None:
+def test_a_mobile_number_of_the_wrong_length_or_prefix_is_refused(given: Any) -> None:
     assert errors(one({"type": "mobile"}), {"f": given}) == {"f": ["请输入有效的手机号码"]}
 
 
-def test_email() -> None:
+def test_an_email_address_is_trimmed_and_a_malformed_one_refused() -> None:
     form = one({"type": "email"})
     assert clean(form, {"f": " zhang.san@example.com.cn "}) == {"f": "zhang.san@example.com.cn"}
     for bad in ("zhang.san", "a@b", "a b@example.com"):
@@ -341,14 +349,14 @@ def test_table_per_row_errors_use_zero_based_indexes() -> None:
     }
 
 
-def test_table_unique_column() -> None:
+def test_a_repeat_in_a_unique_column_names_the_row_it_repeats() -> None:
     form = make_form(INVOICES)
     data = {"invoices": [row("A1"), row("B2"), row("A1")]}
     assert errors(form, data) == {"invoices[2].invoice_no": ["与第 1 行重复"]}
     assert errors(form, data, locale="en") == {"invoices[2].invoice_no": ["Same as row 1."]}
 
 
-def test_table_level_errors() -> None:
+def test_a_table_refuses_too_many_too_few_or_no_rows() -> None:
     form = make_form(INVOICES)
     assert errors(form, {"invoices": [row("A"), row("B"), row("C"), row("D")]}) == {
         "invoices": ["最多 3 行"]
@@ -379,7 +387,7 @@ COMMENT = {
 }
 
 
-def test_required_when() -> None:
+def test_a_field_required_when_another_equals_a_value_is_required_only_then() -> None:
     form = make_form(DECISION, COMMENT)
     assert clean(form, {"decision": "同意"}) == {"decision": "同意", "comment": None}
     assert errors(form, {"decision": "驳回"}) == {"comment": ["此项为必填项"]}
@@ -390,7 +398,7 @@ def test_required_when() -> None:
     }
 
 
-def test_required_when_in() -> None:
+def test_a_field_required_when_another_is_one_of_some_values_is_required_only_then() -> None:
     amount = {"name": "amount", "type": "integer"}
     reason = {
         "name": "reason",
@@ -492,7 +500,7 @@ def test_error_message_and_english_messages() -> None:
     }
 
 
-def test_localize() -> None:
+def test_a_text_is_shown_in_the_readers_language_falling_back_to_chinese() -> None:
     title = {"zh": "费用报销申请", "en": "Expense claim"}
     assert localize(title, "en-GB") == "Expense claim"
     assert localize(title) == "费用报销申请"
@@ -502,7 +510,7 @@ def test_localize() -> None:
 # --------------------------------------------------------------------------- to_json_data
 
 
-def test_to_json_data() -> None:
+def test_cleaned_data_becomes_json_that_validates_back_to_the_same_values() -> None:
     form = make_form(
         {"name": "amount", "type": "decimal", "places": 2},
         {"name": "on", "type": "date"},
@@ -624,7 +632,9 @@ def write(path: pathlib.Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
 
 
-def test_load_forms_dir(tmp_path: pathlib.Path) -> None:
+def test_a_forms_folder_loads_its_json_files_and_ignores_other_files(
+    tmp_path: pathlib.Path,
+) -> None:
     write(tmp_path / "sample.json", base(DECISION))
     (tmp_path / "notes.txt").write_text("not a form", encoding="utf-8")
     forms = load_forms_dir(tmp_path)
@@ -643,7 +653,7 @@ def test_load_forms_dir_key_must_match_file_stem(tmp_path: pathlib.Path) -> None
     assert "'sample'" in mismatch.message
 
 
-def test_project_forms_all_load() -> None:
+def test_every_form_of_the_project_loads() -> None:
     forms = load_forms_dir(FORMS_DIR)
     assert set(forms) >= {
         "expense_claim",
@@ -675,7 +685,9 @@ def claim_data() -> dict[str, Any]:
     }
 
 
-def test_expense_claim(project_forms: dict[str, FormDefinition]) -> None:
+def test_the_expense_claim_form_takes_a_real_claim_and_refuses_a_bad_one(
+    project_forms: dict[str, FormDefinition],
+) -> None:
     form = project_forms["expense_claim"]
     cleaned = clean(form, claim_data())
     assert cleaned["action"] == "提交"
@@ -697,7 +709,9 @@ def test_expense_claim(project_forms: dict[str, FormDefinition]) -> None:
     assert clean(form, {**claim_data(), "action": "撤回"})["action"] == "撤回"
 
 
-def test_expense_decisions(project_forms: dict[str, FormDefinition]) -> None:
+def test_the_expense_decision_forms_need_a_comment_to_refuse_and_no_future_payment_date(
+    project_forms: dict[str, FormDefinition],
+) -> None:
     approval = project_forms["expense_approval_decision"]
     assert errors(approval, {"decision": "驳回"}) == {"comment": ["此项为必填项"]}
     assert clean(approval, {"decision": "同意"}) == {"decision": "同意", "comment": None}

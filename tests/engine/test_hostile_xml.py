@@ -108,12 +108,12 @@ def assert_no_passwd(text: str) -> None:
 # --- the base document is valid: every refusal below is due to the hostile part alone ---
 
 
-def test_the_unmodified_base_document_deploys(db) -> None:
+def test_the_unmodified_base_document_deploys(db: Database) -> None:
     version = deploy(db, files(process_xml()))
     assert (version.key, version.version, version.created) == (KEY, 1, True)
 
 
-def test_the_repository_expense_process_deploys(db) -> None:
+def test_the_repository_expense_process_deploys(db: Database) -> None:
     batch = registry.read_directory(PROJECT_ROOT / "processes")
     expense = next(f for f in batch if f.source == "expense_reimbursement.bpmn")
     version = deploy(db, expense)
@@ -137,7 +137,7 @@ def test_xxe_is_refused_by_parse_xml_without_reading_the_file() -> None:
     assert_no_passwd(text)
 
 
-def test_xxe_in_a_task_name_is_refused_by_deploy_and_nothing_is_deployed(db) -> None:
+def test_xxe_in_a_task_name_is_refused_by_deploy_and_nothing_is_deployed(db: Database) -> None:
     error = refused(db, files(XXE))
     text = full_text(error)
     assert "DOCTYPE and ENTITY declarations are not allowed" in text
@@ -165,7 +165,7 @@ def test_billion_laughs_is_refused_fast_by_parse_xml() -> None:
     assert time.perf_counter() - started < 1.0
 
 
-def test_billion_laughs_is_refused_fast_by_deploy_and_nothing_is_deployed(db) -> None:
+def test_billion_laughs_is_refused_fast_by_deploy_and_nothing_is_deployed(db: Database) -> None:
     started = time.perf_counter()
     error = refused(db, files(BILLION_LAUGHS))
     assert time.perf_counter() - started < 1.0
@@ -187,7 +187,7 @@ def test_billion_laughs_encoded_as_utf16_still_fails_fast() -> None:
 # --- (c) size ---
 
 
-def test_a_50_mb_file_is_refused_as_too_large_fast(db) -> None:
+def test_a_50_mb_file_is_refused_as_too_large_fast(db: Database) -> None:
     huge = process_xml(documentation="说明" * (50 * 1024 * 1024 // 6 + 1))
     assert len(huge.encode()) > 50 * 1024 * 1024
     started = time.perf_counter()
@@ -212,8 +212,9 @@ def test_the_size_limit_counts_utf8_bytes_not_characters() -> None:
 def test_a_file_just_under_the_limit_is_not_refused_for_its_size() -> None:
     text = process_xml(documentation="a" * (bpmn.MAX_XML_BYTES - 4096))
     assert len(text.encode()) <= bpmn.MAX_XML_BYTES
-    root = bpmn.parse_xml(text, "big.bpmn")
-    assert root.find("{*}process").get("id") == KEY
+    process = bpmn.parse_xml(text, "big.bpmn").find("{*}process")
+    assert process is not None
+    assert process.get("id") == KEY
 
 
 # --- (d) not well-formed ---
@@ -229,7 +230,7 @@ def test_not_well_formed_xml_is_refused_by_parse_xml(text: str) -> None:
         bpmn.parse_xml(text, "broken.bpmn")
 
 
-def test_not_well_formed_xml_is_refused_by_deploy_and_nothing_is_deployed(db) -> None:
+def test_not_well_formed_xml_is_refused_by_deploy_and_nothing_is_deployed(db: Database) -> None:
     error = refused(db, files(NOT_WELL_FORMED))
     assert "XML is not well-formed" in full_text(error)
     assert "userTask" in full_text(error)  # lxml's own words say where
@@ -268,7 +269,9 @@ def dtd_server() -> Iterator[tuple[str, list[str]]]:
         thread.join(5)
 
 
-def test_external_dtd_is_refused_before_parsing_and_never_fetched(db, dtd_server) -> None:
+def test_external_dtd_is_refused_before_parsing_and_never_fetched(
+    db: Database, dtd_server: tuple[str, list[str]]
+) -> None:
     url, requests = dtd_server
     text = process_xml(prolog=f'<!DOCTYPE bpmn:definitions SYSTEM "{url}">\n')
     with pytest.raises(InvalidDefinitionError) as parsed:
@@ -282,7 +285,7 @@ def test_external_dtd_is_refused_before_parsing_and_never_fetched(db, dtd_server
 
 
 def test_external_dtd_after_a_long_comment_is_still_refused_and_never_fetched(
-    db, dtd_server
+    db: Database, dtd_server: tuple[str, list[str]]
 ) -> None:
     # The DOCTYPE comes after 70 KB of comment, beyond the fast scan: the parser's settings must hold.
     url, requests = dtd_server
@@ -300,7 +303,7 @@ def test_external_dtd_after_a_long_comment_is_still_refused_and_never_fetched(
 # --- (f) XInclude is not processed ---
 
 
-def test_xinclude_is_not_processed(db, tmp_path: Path) -> None:
+def test_xinclude_is_not_processed(db: Database, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-5f0c1e", encoding="utf-8")
     includes = (
@@ -367,7 +370,7 @@ def test_a_dmn_with_an_external_entity_is_refused_by_check_dmn() -> None:
     assert_no_passwd(problems[0].message)
 
 
-def test_a_process_using_a_dmn_with_an_external_entity_is_not_deployed(db) -> None:
+def test_a_process_using_a_dmn_with_an_external_entity_is_not_deployed(db: Database) -> None:
     banding = (DATA / "banding.bpmn").read_text(encoding="utf-8")
     error = refused(
         db, registry.ProcessFiles("banding.bpmn", banding, {"amount_band.dmn": DMN_XXE}, {})

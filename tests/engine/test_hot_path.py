@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +16,12 @@ from engine import runtime
 from engine.audit import chain as audit_chain
 from engine.definitions import registry
 from engine.people import identity
-from engine.people.identity import Actor
 from engine.runtime.base import caches
 from engine.runtime.services import inbox
 from engine.storage import txn
 from engine.storage.db import Database
 from engine.storage.models import HumanTask, ProcessInstance
-from tests.conftest import START, open_task
+from tests.conftest import START, ActorOf, open_task
 from tests.diagrams import files, process, sequence, user_task
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
@@ -73,7 +72,7 @@ def traced(db: Database) -> Iterator[tuple[Database, list[str]]]:
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 @pytest.mark.usefixtures("steps")
 def test_a_warm_completion_issues_eight_statements_and_no_orm_query(
-    traced: tuple[Database, list[str]], actor: Callable[[str], Actor]
+    traced: tuple[Database, list[str]], actor: ActorOf
 ) -> None:
     handle, statements = traced
     ops1 = actor("ops1")
@@ -99,7 +98,7 @@ def test_a_warm_completion_issues_eight_statements_and_no_orm_query(
 
 @pytest.mark.usefixtures("steps")
 def test_rows_written_by_the_lean_path_read_back_through_the_orm(
-    db: Database, actor: Callable[[str], Actor]
+    db: Database, actor: ActorOf
 ) -> None:
     case = runtime.start_instance(db, actor("ops1"), "steps")
     task_id = case.open_task_ids[0]
@@ -138,7 +137,7 @@ def test_sqlite_values_are_bound_as_the_orm_binds_them() -> None:
 
 @pytest.mark.usefixtures("steps")
 def test_a_commit_that_fails_leaves_no_hot_workflow_and_nothing_written(
-    db: Database, actor: Callable[[str], Actor], monkeypatch: pytest.MonkeyPatch
+    db: Database, actor: ActorOf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ops1 = actor("ops1")
     case = runtime.start_instance(db, ops1, "steps")
@@ -160,9 +159,7 @@ def test_a_commit_that_fails_leaves_no_hot_workflow_and_nothing_written(
 
 
 @pytest.mark.usefixtures("steps")
-def test_a_start_rolled_back_by_its_caller_is_never_cached(
-    db: Database, actor: Callable[[str], Actor]
-) -> None:
+def test_a_start_rolled_back_by_its_caller_is_never_cached(db: Database, actor: ActorOf) -> None:
     started: list[int] = []
 
     def crashing_worker() -> None:
@@ -181,9 +178,7 @@ def test_a_start_rolled_back_by_its_caller_is_never_cached(
 
 
 @pytest.mark.usefixtures("steps")
-def test_another_handles_commit_makes_a_hot_workflow_stale(
-    db: Database, actor: Callable[[str], Actor]
-) -> None:
+def test_another_handles_commit_makes_a_hot_workflow_stale(db: Database, actor: ActorOf) -> None:
     ops1, ops2 = actor("ops1"), actor("ops2")
     case = runtime.start_instance(db, ops1, "steps")
     first = runtime.complete_task(db, ops1, case.open_task_ids[0], {"note": "one"})

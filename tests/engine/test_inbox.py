@@ -13,6 +13,8 @@ from engine.people import identity
 from engine.runtime.services import inbox, timers
 from engine.storage.db import Database
 from engine.storage.models import HumanTask
+from engine.timekeeping.clock import FrozenClock
+from tests.conftest import ActorOf
 from tests.diagrams import files, process, sequence, user_task
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
@@ -32,7 +34,7 @@ PARALLEL = process(
 
 
 @pytest.fixture
-def three_tasks(db: Database, actor) -> int:
+def three_tasks(db: Database, actor: ActorOf) -> int:
     with db.unit_of_work() as session:
         registry.deploy(session, identity.SYSTEM, files("parallel.bpmn", PARALLEL))
     return runtime.start_instance(db, actor("ops1"), "parallel", business_key="PAR-1").id
@@ -42,7 +44,9 @@ def names(rows: list[inbox.TaskRow]) -> list[str]:
     return [row.bpmn_id for row in rows]
 
 
-def test_open_tasks_come_soonest_due_first_and_undated_last(db, actor, three_tasks) -> None:
+def test_open_tasks_come_soonest_due_first_and_undated_last(
+    db: Database, actor: ActorOf, three_tasks: int
+) -> None:
     rows = inbox.list_tasks(db, actor("ops2"), inbox.CLAIMABLE)
     assert names(rows) == ["fast", "slow", "undated"]
     by_creation = inbox.list_tasks(
@@ -51,7 +55,7 @@ def test_open_tasks_come_soonest_due_first_and_undated_last(db, actor, three_tas
     assert names(by_creation) == ["undated", "slow", "fast"]
 
 
-def test_filters_and_counts_agree(db, actor, three_tasks) -> None:
+def test_filters_and_counts_agree(db: Database, actor: ActorOf, three_tasks: int) -> None:
     ops2 = actor("ops2")
     runtime.claim_task(db, ops2, inbox.list_tasks(db, ops2, inbox.CLAIMABLE)[0].id)
     assert inbox.counts(db, ops2) == {"mine": 1, "claimable": 2, "done": 0}
@@ -66,7 +70,7 @@ def test_filters_and_counts_agree(db, actor, three_tasks) -> None:
 
 
 def test_overdue_is_one_rule_a_paused_clock_is_never_overdue(
-    db: Database, actor, three_tasks: int, frozen_clock
+    db: Database, actor: ActorOf, three_tasks: int, frozen_clock: FrozenClock
 ) -> None:
     ops2 = actor("ops2")
     frozen_clock.advance(timedelta(days=3))  # "fast" (1 day) is past due, "slow" (10 days) is not

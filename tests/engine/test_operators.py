@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -26,7 +27,7 @@ from engine.storage.models import (
     User,
 )
 from engine.timekeeping.clock import FrozenClock
-from tests.conftest import START, open_task, work
+from tests.conftest import START, ActorOf, inbox_row, open_task, work
 from tests.diagrams import files, flow, process, sequence, service_task, user_task
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
@@ -45,7 +46,7 @@ def deploy(db: Database, xml: str) -> None:
         )
 
 
-def events(db: Database, instance_id: int, type_: str) -> list[dict[str, object]]:
+def events(db: Database, instance_id: int, type_: str) -> list[dict[str, Any]]:
     with db.read() as session:
         rows = session.scalars(
             select(AuditEvent)
@@ -83,7 +84,9 @@ def sale_diagram() -> str:
     )
 
 
-def test_a_sale_files_the_customer_records_the_policy_and_looks_it_up(db, actor) -> None:
+def test_a_sale_files_the_customer_records_the_policy_and_looks_it_up(
+    db: Database, actor: ActorOf
+) -> None:
     deploy(db, sale_diagram())
     data = {"name": "赵敏", "id_no": "110105199001011237", "policy_no": "P-NEW-1"}
     case = runtime.start_instance(db, actor("sales1"), "sale", data=data)
@@ -114,7 +117,9 @@ def test_a_sale_files_the_customer_records_the_policy_and_looks_it_up(db, actor)
     }
 
 
-def test_a_failing_operator_puts_the_case_in_error_and_writes_nothing(db, actor) -> None:
+def test_a_failing_operator_puts_the_case_in_error_and_writes_nothing(
+    db: Database, actor: ActorOf
+) -> None:
     deploy(db, sale_diagram())
     # P2026000001 is a demo policy: recording it again is refused after the customer was filed
     data = {"name": "赵敏", "id_no": "110105199001011237", "policy_no": "P2026000001"}
@@ -133,7 +138,7 @@ def test_a_failing_operator_puts_the_case_in_error_and_writes_nothing(db, actor)
     assert runtime.get_instance(db, case.id).data["found"]["policy_no"] == "P-NEW-3"
 
 
-def test_looking_up_an_unknown_policy_says_so(db, actor) -> None:
+def test_looking_up_an_unknown_policy_says_so(db: Database, actor: ActorOf) -> None:
     deploy(db, process("look", chain(
         service_task("lookup", "查询保单", "policy_lookup", "found", policy_no="policy_no"),
         user_task("look", "查看", role="CS"),
@@ -174,7 +179,9 @@ def archive_diagram() -> str:
     )  # fmt: skip
 
 
-def test_a_hold_keeps_items_off_the_destruction_list_and_their_retention_runs_on(db, actor) -> None:
+def test_a_hold_keeps_items_off_the_destruction_list_and_their_retention_runs_on(
+    db: Database, actor: ActorOf
+) -> None:
     deploy(db, archive_diagram())
     case = runtime.start_instance(db, actor("arc1"), "arch")
     data = runtime.get_instance(db, case.id).data
@@ -190,8 +197,11 @@ def test_a_hold_keeps_items_off_the_destruction_list_and_their_retention_runs_on
     assert [i["archive_no"] for i in data["after"]] == ["T-1", "T-2", demo_candidate]
     assert data["destroyed"]["destroyed"] == ["T-1", "T-2", demo_candidate]
     with db.read() as session:
-        assert session.get(ArchiveItem, "T-3").destroyed_at is None
-        assert session.get(ArchiveItem, "T-1").destroyed_at is not None
+        kept, destroyed = session.get(ArchiveItem, "T-3"), session.get(ArchiveItem, "T-1")
+        assert kept is not None
+        assert kept.destroyed_at is None
+        assert destroyed is not None
+        assert destroyed.destroyed_at is not None
         hold = session.scalar(select(ArchiveHold).where(ArchiveHold.case_ref == "TS-1"))
         assert hold is not None
         assert hold.released_at is not None
@@ -207,7 +217,7 @@ def test_a_hold_keeps_items_off_the_destruction_list_and_their_retention_runs_on
     ],
 )
 def test_destruction_refuses_permanent_held_and_unknown_items(
-    db, actor, archive_nos: str, reason: str
+    db: Database, actor: ActorOf, archive_nos: str, reason: str
 ) -> None:
     deploy(db, process("destroy", chain(
         service_task("hold", "冻结", "archive_hold", "held", related_ref="'P2026000001'",
@@ -280,11 +290,13 @@ def waiting_timers(db: Database, instance_id: int) -> dict[str, datetime]:
 
 def due_of(db: Database, instance_id: int, bpmn_id: str) -> datetime | None:
     with db.read() as session:
-        return session.get(HumanTask, open_task(db, instance_id, bpmn_id)).due_at
+        task = session.get(HumanTask, open_task(db, instance_id, bpmn_id))
+        assert task is not None
+        return task.due_at
 
 
 def test_a_pause_moves_every_deadline_by_exactly_the_paused_time(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     deploy(db, paused_clock_diagram())
     case = runtime.start_instance(db, actor("cs1"), "paused", data={"received_at": "2026-03-02"})
@@ -330,7 +342,9 @@ def recusal_diagram() -> str:
     ))  # fmt: skip
 
 
-def test_the_person_complained_about_and_their_lead_may_not_handle_the_case(db, actor) -> None:
+def test_the_person_complained_about_and_their_lead_may_not_handle_the_case(
+    db: Database, actor: ActorOf
+) -> None:
     deploy(db, recusal_diagram())
     # the complaint is about cs2, whose lead is ddm2
     case = runtime.start_instance(db, actor("cs1"), "recuse", data={"respondent": "cs2"})
@@ -354,7 +368,9 @@ def test_the_person_complained_about_and_their_lead_may_not_handle_the_case(db, 
         instance_view.open_case(db, actor("cs2"), case.id)
 
 
-def test_a_person_named_to_handle_a_case_they_must_recuse_from_is_not_handed_it(db, actor) -> None:
+def test_a_person_named_to_handle_a_case_they_must_recuse_from_is_not_handed_it(
+    db: Database, actor: ActorOf
+) -> None:
     deploy(db, process("named", chain(
         user_task("handle", "处理投诉", role="CS", assignee="data.handler",
                   excludeUsers="data.respondent"),
@@ -362,14 +378,16 @@ def test_a_person_named_to_handle_a_case_they_must_recuse_from_is_not_handed_it(
     case = runtime.start_instance(
         db, actor("cs1"), "named", data={"handler": "cs2", "respondent": "cs2"}
     )
-    task = inbox.get_task(db, open_task(db, case.id, "handle"))
+    task = inbox_row(db, open_task(db, case.id, "handle"))
     assert task.assignee_id is None  # back in the queue
     with pytest.raises(PermissionDeniedError, match="recuse"):  # nor may cs2 pick the handler
         runtime.delegate_task(db, actor("cs2"), task.id, "cs1")
     runtime.claim_task(db, actor("cs1"), task.id)
 
 
-def test_a_deactivated_person_named_in_the_data_leaves_the_task_to_the_queue(db, actor) -> None:
+def test_a_deactivated_person_named_in_the_data_leaves_the_task_to_the_queue(
+    db: Database, actor: ActorOf
+) -> None:
     deploy(
         db, process("gone", chain(user_task("handle", "处理", role="CS", assignee="data.handler")))
     )
@@ -377,13 +395,15 @@ def test_a_deactivated_person_named_in_the_data_leaves_the_task_to_the_queue(db,
         session.execute(update(User).where(User.username == "cs2").values(active=False))
     case = runtime.start_instance(db, actor("cs1"), "gone", data={"handler": "cs2"})
     assert case.status == "running"
-    assert inbox.get_task(db, open_task(db, case.id, "handle")).assignee_id is None
+    assert inbox_row(db, open_task(db, case.id, "handle")).assignee_id is None
 
 
 # --- failures leave nothing behind ---
 
 
-def test_a_call_that_fails_half_way_leaves_no_row_and_the_retry_starts_clean(db, actor) -> None:
+def test_a_call_that_fails_half_way_leaves_no_row_and_the_retry_starts_clean(
+    db: Database, actor: ActorOf
+) -> None:
     deploy(db, process("half", chain(
         service_task("register", "登记档案", "archive_register", "registered", items="items"),
         user_task("look", "查看", role="ARC"),
@@ -399,7 +419,7 @@ def test_a_call_that_fails_half_way_leaves_no_row_and_the_retry_starts_clean(db,
 
 
 def test_a_resume_that_fails_moves_nothing_and_its_retry_moves_once(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     deploy(db, process("resume_twice", chain(
         '<bpmn:scriptTask id="set_due"><bpmn:script>due_at = deadline(today(), "15 days")'
@@ -423,7 +443,7 @@ def test_a_resume_that_fails_moves_nothing_and_its_retry_moves_once(
 
 
 def test_while_paused_new_timers_and_due_times_wait_too(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     body = (
         '<bpmn:startEvent id="start"/>'
@@ -459,7 +479,7 @@ def test_while_paused_new_timers_and_due_times_wait_too(
     assert waiting_timers(db, case.id) == {"late": due + timedelta(days=10)}
 
 
-def test_identity_numbers_are_masked_in_the_operator_audit(db, actor) -> None:
+def test_identity_numbers_are_masked_in_the_operator_audit(db: Database, actor: ActorOf) -> None:
     deploy(db, sale_diagram())
     data = {"name": "赵敏", "id_no": "110105199001011237", "policy_no": "P-MASK-1"}
     case = runtime.start_instance(db, actor("sales1"), "sale", data=data)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from engine import audit, forms, runtime
 from engine.definitions import registry
@@ -18,7 +19,7 @@ from engine.people.identity import Actor
 from engine.runtime.services import inbox
 from engine.storage.db import Database
 from engine.storage.models import AuditEvent, ProcessDefinition, ProcessInstance
-from tests.conftest import work
+from tests.conftest import ActorOf, work
 from tests.diagrams import service_task
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "registry"
@@ -85,7 +86,7 @@ def open_bpmn_ids(db: Database, instance_id: int) -> list[str]:
     return sorted(row.bpmn_id for row in inbox.open_tasks_of(db, instance_id))
 
 
-def _deploy_events(session) -> list[dict[str, object]]:
+def _deploy_events(session: Session) -> list[dict[str, object]]:
     rows = session.scalars(
         select(AuditEvent).where(AuditEvent.type == "definition_deployed").order_by(AuditEvent.seq)
     )
@@ -180,7 +181,7 @@ def checked(text: str, dmn: Mapping[str, str] | None = None) -> registry.Process
 # --- versioning ---
 
 
-def test_identical_content_returns_the_existing_version(db) -> None:
+def test_identical_content_returns_the_existing_version(db: Database) -> None:
     first = deploy(db, bundle("review_v1.bpmn"))
     again = deploy(db, bundle("review_v1.bpmn"))
     assert (first.key, first.version, first.created) == ("review", 1, True)
@@ -194,7 +195,9 @@ def test_identical_content_returns_the_existing_version(db) -> None:
         assert session.scalar(select(func.count()).select_from(ProcessDefinition)) == 1
 
 
-def test_one_changed_character_is_a_new_version_and_new_instances_start_on_it(db, actor) -> None:
+def test_one_changed_character_is_a_new_version_and_new_instances_start_on_it(
+    db: Database, actor: ActorOf
+) -> None:
     original = read("review_v1.bpmn")
     changed = original.replace('name="复核">', 'name="复查">')
     assert len(changed) == len(original)
@@ -212,7 +215,7 @@ def test_one_changed_character_is_a_new_version_and_new_instances_start_on_it(db
     assert [row.name for row in inbox.open_tasks_of(db, case.id)] == ["复查"]
 
 
-def test_unused_dmn_files_and_forms_do_not_make_a_new_version(db) -> None:
+def test_unused_dmn_files_and_forms_do_not_make_a_new_version(db: Database) -> None:
     first = deploy(db, bundle("review_v1.bpmn"))
     extra_form = forms.load_form(
         json.dumps(
@@ -235,7 +238,7 @@ def test_unused_dmn_files_and_forms_do_not_make_a_new_version(db) -> None:
     assert (again.id, again.created) == (first.id, False)
 
 
-def test_a_changed_form_is_a_new_version(db) -> None:
+def test_a_changed_form_is_a_new_version(db: Database) -> None:
     first = deploy(db, bundle("review_v1.bpmn"))
     stricter = forms.load_form(
         json.dumps(
@@ -254,7 +257,7 @@ def test_a_changed_form_is_a_new_version(db) -> None:
     assert second.sha256 != first.sha256
 
 
-def test_a_changed_dmn_table_is_a_new_version(db) -> None:
+def test_a_changed_dmn_table_is_a_new_version(db: Database) -> None:
     band = read("amount_band.dmn")
     first = deploy(db, bundle("banding.bpmn", dmn={"amount_band.dmn": band}))
     moved = band.replace("&lt;= 100", "&lt;= 500").replace("&gt; 100", "&gt; 500")
@@ -262,7 +265,9 @@ def test_a_changed_dmn_table_is_a_new_version(db) -> None:
     assert (first.version, second.version, second.created) == (1, 2, True)
 
 
-def test_an_instance_keeps_running_on_the_version_it_started_on(db, actor) -> None:
+def test_an_instance_keeps_running_on_the_version_it_started_on(
+    db: Database, actor: ActorOf
+) -> None:
     deploy(db, bundle("review_v1.bpmn"))
     old_case = runtime.start_instance(db, actor("sales1"), "review")
     v2 = deploy(db, bundle("review_v2.bpmn"))
@@ -287,7 +292,9 @@ def test_an_instance_keeps_running_on_the_version_it_started_on(db, actor) -> No
 # --- call activities ---
 
 
-def test_a_caller_runs_the_callee_version_pinned_when_it_was_deployed(db, actor) -> None:
+def test_a_caller_runs_the_callee_version_pinned_when_it_was_deployed(
+    db: Database, actor: ActorOf
+) -> None:
     callee_v1 = deploy(db, bundle("callee_v1.bpmn"))
     caller_v1 = deploy(db, bundle("caller.bpmn"))
     callee_v2 = deploy(db, bundle("callee_v2.bpmn"))
@@ -320,7 +327,7 @@ def test_a_caller_runs_the_callee_version_pinned_when_it_was_deployed(db, actor)
     assert open_bpmn_ids(db, case2.id) == ["close_case"]
 
 
-def test_a_caller_whose_callee_is_not_deployed_is_refused_naming_the_key(db) -> None:
+def test_a_caller_whose_callee_is_not_deployed_is_refused_naming_the_key(db: Database) -> None:
     text = read("caller.bpmn").replace('calledElement="callee"', 'calledElement="credit_check"')
     problem = only_problem(refused(db, bundle("caller.bpmn", text)))
     assert problem.file == "caller.bpmn"
@@ -330,7 +337,9 @@ def test_a_caller_whose_callee_is_not_deployed_is_refused_naming_the_key(db) -> 
 
 
 @pytest.mark.parametrize("caller_first", [True, False], ids=["caller-first", "callee-first"])
-def test_deploy_all_deploys_the_callee_before_its_caller(db, actor, caller_first: bool) -> None:
+def test_deploy_all_deploys_the_callee_before_its_caller(
+    db: Database, actor: ActorOf, caller_first: bool
+) -> None:
     batch = [bundle("callee_v1.bpmn"), bundle("caller.bpmn")]
     if caller_first:
         batch.reverse()
@@ -346,7 +355,9 @@ def test_deploy_all_deploys_the_callee_before_its_caller(db, actor, caller_first
     assert open_bpmn_ids(db, case.id) == ["callee_check"]
 
 
-def test_deploy_all_reports_every_failing_file_and_rolls_back_with_the_transaction(db) -> None:
+def test_deploy_all_reports_every_failing_file_and_rolls_back_with_the_transaction(
+    db: Database,
+) -> None:
     broken_caller = read("caller.bpmn").replace('calledElement="callee"', 'calledElement="nowhere"')
     broken_review = read("review_v1.bpmn").replace('value="review_note"', 'value="no_such_form"')
     batch = [
@@ -367,7 +378,7 @@ def test_deploy_all_reports_every_failing_file_and_rolls_back_with_the_transacti
 # --- validation: each problem names its element ---
 
 
-def test_a_user_task_whose_lane_maps_to_no_role_and_that_names_no_assignee(db) -> None:
+def test_a_user_task_whose_lane_maps_to_no_role_and_that_names_no_assignee(db: Database) -> None:
     problem = only_problem(
         refused(db, checked(process(user_task("approve"), lanes={"外包商": ["approve"]})))
     )
@@ -380,13 +391,13 @@ def test_a_user_task_whose_lane_maps_to_no_role_and_that_names_no_assignee(db) -
     assert deploy(db, checked(with_assignee)).version == 2
 
 
-def test_a_user_task_outside_any_lane_needs_an_assignee(db) -> None:
+def test_a_user_task_outside_any_lane_needs_an_assignee(db: Database) -> None:
     problem = only_problem(refused(db, checked(process(user_task("approve")))))
     assert problem.element_id == "approve"
     assert "no known role" in problem.message
 
 
-def test_a_form_key_with_no_form(db) -> None:
+def test_a_form_key_with_no_form(db: Database) -> None:
     problem = only_problem(
         refused(db, checked(process(user_task("fill", assignee="starter", formKey="claim_form"))))
     )
@@ -394,7 +405,7 @@ def test_a_form_key_with_no_form(db) -> None:
     assert "no form 'claim_form'" in problem.message
 
 
-def test_an_unknown_assignee_expression(db) -> None:
+def test_an_unknown_assignee_expression(db: Database) -> None:
     problem = only_problem(
         refused(db, checked(process(user_task("fill", assignee="boss_of(starter)"))))
     )
@@ -404,7 +415,7 @@ def test_an_unknown_assignee_expression(db) -> None:
 
 
 @pytest.mark.parametrize("deadline", ["5 fortnights", "soon", "-3 days"])
-def test_a_bad_deadline(db, deadline: str) -> None:
+def test_an_unrecognised_deadline_is_named_with_its_task(db: Database, deadline: str) -> None:
     problem = only_problem(
         refused(db, checked(process(user_task("fill", assignee="starter", deadline=deadline))))
     )
@@ -413,7 +424,7 @@ def test_a_bad_deadline(db, deadline: str) -> None:
 
 
 def test_a_gateway_condition_the_sandbox_rejects_is_refused_and_never_runs(
-    db, actor, tmp_path: Path
+    db: Database, actor: ActorOf, tmp_path: Path
 ) -> None:
     marker = tmp_path / "pwned"
     hostile = f"__import__('os').mkdir('{marker}') is None"
@@ -439,7 +450,7 @@ def test_a_gateway_condition_the_sandbox_rejects_is_refused_and_never_runs(
     assert not marker.exists()
 
 
-def test_a_script_task_that_imports(db) -> None:
+def test_a_script_task_that_imports(db: Database) -> None:
     problem = only_problem(
         refused(db, checked(process(script_task("prepare", "import os\nx = 1"))))
     )
@@ -448,7 +459,7 @@ def test_a_script_task_that_imports(db) -> None:
 
 
 @pytest.mark.parametrize("juel", ["${amount &gt; 1000}", "#{amount &gt; 1000}"])
-def test_a_juel_condition(db, juel: str) -> None:
+def test_a_juel_condition_is_named_as_juel_with_its_flow(db: Database, juel: str) -> None:
     text = process(
         ("gw", '<bpmn:exclusiveGateway id="gw"/>'),
         flows=[
@@ -467,7 +478,7 @@ def test_a_juel_condition(db, juel: str) -> None:
     ("kind", "value"),
     [("timeDuration", "PT10M"), ("timeDuration", "P3D"), ("timeDate", "2026-03-09T09:00:00Z")],
 )
-def test_an_unquoted_timer_value(db, kind: str, value: str) -> None:
+def test_an_unquoted_timer_value(db: Database, kind: str, value: str) -> None:
     problem = only_problem(refused(db, checked(process(timer_wait("wait", value, kind)))))
     assert problem.element_id == "wait"
     assert value in problem.message
@@ -476,7 +487,7 @@ def test_an_unquoted_timer_value(db, kind: str, value: str) -> None:
     assert deploy(db, checked(quoted)).created
 
 
-def test_a_dmn_hit_policy_the_engine_does_not_run(db) -> None:
+def test_a_dmn_hit_policy_the_engine_does_not_run(db: Database) -> None:
     first = read("amount_band_first.dmn")
     problem = only_problem(refused(db, bundle("banding.bpmn", dmn={"amount_band.dmn": first})))
     assert problem.element_id == "classify"
@@ -487,7 +498,7 @@ def test_a_dmn_hit_policy_the_engine_does_not_run(db) -> None:
     assert "hit policy FIRST" in dmn_problem.message
 
 
-def test_overlapping_unique_rules_name_both_rules(db) -> None:
+def test_overlapping_unique_rules_name_both_rules(db: Database) -> None:
     overlap = read("amount_band_overlap.dmn")
     problem = only_problem(refused(db, bundle("banding.bpmn", dmn={"amount_band.dmn": overlap})))
     assert problem.element_id == "classify"
@@ -498,7 +509,7 @@ def test_overlapping_unique_rules_name_both_rules(db) -> None:
     assert "UNIQUE rules 2 and 3" in dmn_problem.message
 
 
-def test_non_overlapping_unique_rules_deploy_and_decide(db, actor) -> None:
+def test_non_overlapping_unique_rules_deploy_and_decide(db: Database, actor: ActorOf) -> None:
     band = read("amount_band.dmn")
     assert registry.check_dmn(band, "amount_band.dmn") == []
     version = deploy(db, bundle("banding.bpmn", dmn={"amount_band.dmn": band}))
@@ -509,7 +520,7 @@ def test_non_overlapping_unique_rules_deploy_and_decide(db, actor) -> None:
         assert open_bpmn_ids(db, case.id) == ["confirm"]
 
 
-def test_overlapping_rules_are_allowed_under_collect(db, actor) -> None:
+def test_overlapping_rules_are_allowed_under_collect(db: Database, actor: ActorOf) -> None:
     collect = read("amount_band_overlap.dmn").replace('hitPolicy="UNIQUE"', 'hitPolicy="COLLECT"')
     assert registry.check_dmn(collect, "amount_band.dmn") == []
     deploy(db, bundle("banding.bpmn", dmn={"amount_band.dmn": collect}))
@@ -517,7 +528,7 @@ def test_overlapping_rules_are_allowed_under_collect(db, actor) -> None:
     assert runtime.get_instance(db, case.id).data["band"] == ["large", "huge"]
 
 
-def test_a_dmn_file_with_two_decisions(db) -> None:
+def test_a_dmn_file_with_two_decisions(db: Database) -> None:
     two = read("two_decisions.dmn")
     dmn_problem = only_problem(registry.check_dmn(two, "two_decisions.dmn"))
     assert dmn_problem.file == "two_decisions.dmn"
@@ -528,7 +539,7 @@ def test_a_dmn_file_with_two_decisions(db) -> None:
     assert "2 decisions" in problem.message
 
 
-def test_a_business_rule_task_in_camunda_dialect(db) -> None:
+def test_a_business_rule_task_in_camunda_dialect(db: Database) -> None:
     text = process(
         (
             "classify",
@@ -541,7 +552,7 @@ def test_a_business_rule_task_in_camunda_dialect(db) -> None:
     assert "decisionRef" in problem.message
 
 
-def test_a_service_task_without_an_opsflow_operator(db) -> None:
+def test_a_service_task_without_an_opsflow_operator(db: Database) -> None:
     text = process(("notify", '<bpmn:serviceTask id="notify" name="发送通知"/>'))
     problem = only_problem(refused(db, checked(text)))
     assert problem.element_id == "notify"
@@ -559,7 +570,7 @@ def test_a_service_task_without_an_opsflow_operator(db) -> None:
     ],
 )
 def test_an_operator_called_with_the_wrong_parameters(
-    db, params: dict[str, str], expected: list[str]
+    db: Database, params: dict[str, str], expected: list[str]
 ) -> None:
     task = service_task("lookup", "查询保单", "policy_lookup", "policy", **params)
     problems = refused(db, checked(process(("lookup", task))))
@@ -567,14 +578,14 @@ def test_an_operator_called_with_the_wrong_parameters(
     assert [p.message.split(" / ")[1] for p in problems] == expected
 
 
-def test_an_unknown_operator_names_the_known_ones(db) -> None:
+def test_an_unknown_operator_names_the_known_ones(db: Database) -> None:
     task = service_task("send", "发短信", "send_sms", "sent", mobile="mobile")
     problem = only_problem(refused(db, checked(process(("send", task)))))
     assert "unknown operator 'send_sms'" in problem.message
     assert "policy_lookup" in problem.message
 
 
-def test_an_operator_parameter_is_checked_by_the_sandbox(db) -> None:
+def test_an_operator_parameter_is_checked_by_the_sandbox(db: Database) -> None:
     task = service_task(
         "lookup", "查询保单", "policy_lookup", "policy", policy_no="__import__('os')"
     )
@@ -583,7 +594,7 @@ def test_an_operator_parameter_is_checked_by_the_sandbox(db) -> None:
     assert "parameter" in problem.message
 
 
-def test_a_file_with_no_executable_process(db) -> None:
+def test_a_file_with_no_executable_process(db: Database) -> None:
     text = process(user_task("fill", assignee="starter"), executable="false")
     problem = only_problem(refused(db, checked(text)))
     assert problem.file == "checked.bpmn"
@@ -591,7 +602,7 @@ def test_a_file_with_no_executable_process(db) -> None:
     assert "checked" in problem.message  # names the process that is not executable
 
 
-def test_several_problems_in_one_file_are_reported_at_once(db) -> None:
+def test_several_problems_in_one_file_are_reported_at_once(db: Database) -> None:
     text = process(
         user_task("approve"),  # no lane, no assignee
         user_task("fill", assignee="starter", formKey="claim_form"),
@@ -616,7 +627,7 @@ def test_several_problems_in_one_file_are_reported_at_once(db) -> None:
 # --- the deploy audit ---
 
 
-def test_a_deploy_is_audited_with_key_version_and_sha256(db, actor) -> None:
+def test_a_deploy_is_audited_with_key_version_and_sha256(db: Database, actor: ActorOf) -> None:
     po = actor("po1")
     first = deploy(db, bundle("review_v1.bpmn"), po)
     deploy(db, bundle("review_v1.bpmn"), po)  # identical: nothing new, nothing audited
@@ -633,7 +644,7 @@ def test_a_deploy_is_audited_with_key_version_and_sha256(db, actor) -> None:
     assert report.ok
 
 
-def test_the_deploy_audit_records_the_pinned_callee(db) -> None:
+def test_the_deploy_audit_records_the_pinned_callee(db: Database) -> None:
     callee = deploy(db, bundle("callee_v1.bpmn"))
     caller = deploy(db, bundle("caller.bpmn"))
     with db.read() as session:
@@ -643,7 +654,9 @@ def test_the_deploy_audit_records_the_pinned_callee(db) -> None:
     assert events[1]["sha256"] == caller.sha256
 
 
-def test_a_callee_of_a_callee_runs_the_version_its_own_caller_pinned(db, actor) -> None:
+def test_a_callee_of_a_callee_runs_the_version_its_own_caller_pinned(
+    db: Database, actor: ActorOf
+) -> None:
     callee_v1 = deploy(db, bundle("callee_v1.bpmn"))
     middle = read("caller.bpmn").replace('id="caller" name="调用方"', 'id="middle" name="中间流程"')
     middle = middle.replace("close_case", "middle_close")
@@ -664,7 +677,7 @@ def test_a_callee_of_a_callee_runs_the_version_its_own_caller_pinned(db, actor) 
     assert open_bpmn_ids(db, case.id) == ["middle_close"]  # callee v1 has no sign-off step
 
 
-def test_a_process_calling_two_versions_of_one_callee_is_refused(db) -> None:
+def test_a_process_calling_two_versions_of_one_callee_is_refused(db: Database) -> None:
     deploy(db, bundle("callee_v1.bpmn"))
     middle = read("caller.bpmn").replace('id="caller" name="调用方"', 'id="middle" name="中间流程"')
     deploy(db, bundle("middle.bpmn", middle))
@@ -679,7 +692,7 @@ def test_a_process_calling_two_versions_of_one_callee_is_refused(db) -> None:
     assert "two versions" in only_problem(error.value.problems).message
 
 
-def test_a_foreign_construct_does_not_hide_the_other_problems_of_the_file(db) -> None:
+def test_a_foreign_construct_does_not_hide_the_other_problems_of_the_file(db: Database) -> None:
     text = process(
         user_task("approve"),
         ("gw", '<bpmn:exclusiveGateway id="gw"/>'),
@@ -694,7 +707,7 @@ def test_a_foreign_construct_does_not_hide_the_other_problems_of_the_file(db) ->
     assert {p.element_id for p in problems} == {"approve", "f_big"}
 
 
-def test_a_bad_assignee_does_not_hide_a_bad_deadline(db) -> None:
+def test_a_bad_assignee_does_not_hide_a_bad_deadline(db: Database) -> None:
     problems = refused(db, checked(process(user_task("fill", assignee="boss", deadline="someday"))))
     messages = sorted(p.message for p in problems)
     assert len(messages) == 2
@@ -717,7 +730,9 @@ BANDS_DMN = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def test_a_called_process_runs_its_decision_table_inside_the_caller(db, actor) -> None:
+def test_a_called_process_runs_its_decision_table_inside_the_caller(
+    db: Database, actor: ActorOf
+) -> None:
     callee = process(
         ("classify", '<bpmn:businessRuleTask id="classify"><bpmn:extensionElements>'
          "<spiffworkflow:calledDecisionId>bands</spiffworkflow:calledDecisionId>"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from engine import audit, runtime
 from engine.definitions import registry
@@ -19,7 +20,9 @@ from engine.people import identity
 from engine.people.identity import Actor
 from engine.runtime.services import inbox
 from engine.storage.db import Database
-from tests.conftest import history_types, open_task
+from engine.storage.models import AuditEvent
+from engine.storage.txn import Txn
+from tests.conftest import ActorOf, history_types, open_task
 from tests.diagrams import files, flow, process, sequence, user_task
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
@@ -78,9 +81,7 @@ def review(db: Database) -> None:
 
 
 @pytest.mark.usefixtures("review")
-def test_claim_unclaim_and_delegate_follow_roles(
-    db: Database, actor: Callable[[str], Actor]
-) -> None:
+def test_claim_unclaim_and_delegate_follow_roles(db: Database, actor: ActorOf) -> None:
     case = runtime.start_instance(db, actor("ops1"), "review")
     task_id = open_task(db, case.id, "review")
     assert [r.id for r in inbox.list_tasks(db, actor("ops2"), inbox.CLAIMABLE)] == [task_id]
@@ -105,7 +106,7 @@ def test_claim_unclaim_and_delegate_follow_roles(
 
 @pytest.mark.usefixtures("review")
 def test_someone_without_the_role_cannot_complete_and_is_audited(
-    db: Database, actor: Callable[[str], Actor]
+    db: Database, actor: ActorOf
 ) -> None:
     case = runtime.start_instance(db, actor("ops1"), "review")
     task_id = open_task(db, case.id, "review")
@@ -122,9 +123,7 @@ def test_someone_without_the_role_cannot_complete_and_is_audited(
 
 
 @pytest.mark.usefixtures("review")
-def test_two_people_completing_the_same_task_at_once_one_wins(
-    db: Database, actor: Callable[[str], Actor]
-) -> None:
+def test_two_people_completing_the_same_task_at_once_one_wins(db: Database, actor: ActorOf) -> None:
     case = runtime.start_instance(db, actor("ops1"), "review")
     task_id = open_task(db, case.id, "review")
     people = [actor("ops1"), actor("ops2")]
@@ -162,7 +161,7 @@ def test_two_people_completing_the_same_task_at_once_one_wins(
 
 @pytest.mark.usefixtures("review")
 def test_a_crash_mid_transaction_leaves_the_instance_exactly_as_before(
-    db: Database, actor: Callable[[str], Actor], monkeypatch: pytest.MonkeyPatch
+    db: Database, actor: ActorOf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     case = runtime.start_instance(db, actor("ops1"), "review")
     task_id = open_task(db, case.id, "review")
@@ -170,7 +169,7 @@ def test_a_crash_mid_transaction_leaves_the_instance_exactly_as_before(
     before = runtime.get_instance(db, case.id)
     real_record = audit.record
 
-    def crash_on_completion(session, type, **kwargs):  # type: ignore[no-untyped-def]
+    def crash_on_completion(session: Session | Txn, type: str, **kwargs: Any) -> AuditEvent:
         event = real_record(session, type, **kwargs)
         if type == "task_created":  # after the workflow stepped and the old task was marked done
             raise RuntimeError("power cut")
@@ -194,7 +193,7 @@ def test_a_crash_mid_transaction_leaves_the_instance_exactly_as_before(
 
 @pytest.mark.usefixtures("review")
 def test_invalid_form_data_is_refused_field_by_field_and_nothing_changes(
-    db: Database, actor: Callable[[str], Actor]
+    db: Database, actor: ActorOf
 ) -> None:
     case = runtime.start_instance(db, actor("ops1"), "review")
     task_id = open_task(db, case.id, "review")
@@ -206,9 +205,7 @@ def test_invalid_form_data_is_refused_field_by_field_and_nothing_changes(
 
 
 @pytest.mark.usefixtures("review")
-def test_completing_with_a_stale_version_is_a_conflict(
-    db: Database, actor: Callable[[str], Actor]
-) -> None:
+def test_completing_with_a_stale_version_is_a_conflict(db: Database, actor: ActorOf) -> None:
     case = runtime.start_instance(db, actor("ops1"), "review")
     task_id = open_task(db, case.id, "review")
     with pytest.raises(ConflictError, match="reload"):
@@ -218,7 +215,7 @@ def test_completing_with_a_stale_version_is_a_conflict(
     runtime.complete_task(db, actor("ops1"), task_id, {"note": "x"}, expected_version=case.version)
 
 
-def test_unknown_things_are_not_found(db: Database, actor: Callable[[str], Actor]) -> None:
+def test_unknown_things_are_not_found(db: Database, actor: ActorOf) -> None:
     with pytest.raises(NotFoundError):
         runtime.start_instance(db, actor("ops1"), "no_such_process")
     with pytest.raises(NotFoundError):
@@ -231,7 +228,7 @@ def test_unknown_things_are_not_found(db: Database, actor: Callable[[str], Actor
 
 
 def test_a_failing_script_puts_the_instance_in_error_and_retry_resumes_it(
-    db: Database, actor: Callable[[str], Actor]
+    db: Database, actor: ActorOf
 ) -> None:
     deploy(db, "divide.bpmn", DIVIDE)
     case = runtime.start_instance(db, actor("ops1"), "divide", {"total": 100, "parts": 0})
@@ -256,7 +253,7 @@ def insurer(db: Database) -> None:
 
 @pytest.mark.usefixtures("insurer")
 def test_an_insurer_answer_reaches_the_waiting_case_by_business_key(
-    db: Database, actor: Callable[[str], Actor]
+    db: Database, actor: ActorOf
 ) -> None:
     case = runtime.start_instance(db, actor("ops1"), "insurer_answer", business_key="CLM-2026-0007")
     with pytest.raises(ConflictError, match="insurer_decision"):
@@ -306,7 +303,7 @@ def test_an_insurer_answer_reaches_the_waiting_case_by_business_key(
 
 @pytest.mark.usefixtures("review")
 def test_the_starter_can_cancel_a_case_and_its_tasks_leave_the_inbox(
-    db: Database, actor: Callable[[str], Actor]
+    db: Database, actor: ActorOf
 ) -> None:
     case = runtime.start_instance(db, actor("ops1"), "review")
     with pytest.raises(PermissionDeniedError):

@@ -285,9 +285,15 @@ def test_python_syntax_warnings_are_rejections(source: str) -> None:
         check(source)
 
 
-def test_check_accepts_ordinary_code() -> None:
-    check("amount > 5000 and region in ('north', 'south')")
-    check("total = 0\nfor i in items:\n    total += i['amount']\nok = total < limit", "exec")
+def test_check_accepts_ordinary_code_which_then_runs() -> None:
+    expression = "amount > 5000 and region in ('north', 'south')"
+    script = "total = 0\nfor i in items:\n    total += i['amount']\nok = total < limit"
+    check(expression)  # raises ScriptRejectedError for what it refuses
+    check(script, "exec")
+    assert evaluate(expression, {"amount": 6000, "region": "north"}) is True
+    context: dict[str, Any] = {"items": [{"amount": 3}, {"amount": 4}], "limit": 10}
+    execute(script, context)
+    assert (context["total"], context["ok"]) == (7, True)
 
 
 def test_names_that_are_data_may_look_like_builtins() -> None:
@@ -315,7 +321,9 @@ def test_names_that_are_data_may_look_like_builtins() -> None:
         ("abs(-count) + max(count, 10) - min(1, 2)", 12),
     ],
 )
-def test_arithmetic_and_comparisons(expression: str, expected: object) -> None:
+def test_arithmetic_and_comparisons_give_what_python_gives(
+    expression: str, expected: object
+) -> None:
     context = {"amount": Decimal("12000"), "fee": 10, "count": 3}
     assert evaluate(expression, context) == expected
 
@@ -331,7 +339,9 @@ def test_arithmetic_and_comparisons(expression: str, expected: object) -> None:
         ("'high' if amount > 10000 else 'low'", "high"),
     ],
 )
-def test_boolean_logic(expression: str, expected: object) -> None:
+def test_boolean_logic_membership_and_conditionals_give_what_python_gives(
+    expression: str, expected: object
+) -> None:
     context = {
         "approved": True,
         "flagged": False,
@@ -422,7 +432,7 @@ def test_comprehensions_use_context_variables(expression: str, expected: object)
         ("f'{items}'", "[1, 2]"),
     ],
 )
-def test_fstrings(expression: str, expected: str) -> None:
+def test_fstrings_format_with_python_format_specs(expression: str, expected: str) -> None:
     context = {
         "name": "Li Wei",
         "amount": Decimal("12345.6"),
@@ -562,7 +572,9 @@ def test_quantize2_rounds_money_half_up(value: object, expected: Decimal) -> Non
         (datetime(2024, 1, 1, 23, 0, tzinfo=UTC), date(2024, 1, 2), 1),
     ],
 )
-def test_days_between(start: object, end: object, expected: int) -> None:
+def test_days_between_counts_calendar_days_from_dates_strings_or_datetimes(
+    start: object, end: object, expected: int
+) -> None:
     assert evaluate("days_between(start, end)", {"start": start, "end": end}) == expected
 
 
@@ -579,7 +591,9 @@ def test_days_between(start: object, end: object, expected: int) -> None:
         ),
     ],
 )
-def test_add_days(day: object, days: int, expected: date) -> None:
+def test_add_days_moves_a_date_string_or_datetime_by_calendar_days(
+    day: object, days: int, expected: date
+) -> None:
     assert evaluate("add_days(day, days)", {"day": day, "days": days}) == expected
 
 
@@ -597,7 +611,7 @@ def test_safe_helpers_are_the_whitelist() -> None:
     }  # fmt: skip
     assert set(SAFE_HELPERS) == expected
     with pytest.raises(TypeError):
-        SAFE_HELPERS["open"] = open  # type: ignore[index]
+        SAFE_HELPERS["open"] = open  # type: ignore[index]  # read-only: what the test proves
 
 
 def test_now_and_today_read_the_engine_clock_in_china_time() -> None:

@@ -5,7 +5,6 @@ on real processes, parallel branches with timers and messages, and the conforman
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -15,13 +14,12 @@ import pytest
 from engine import bpmn, conformance, runtime
 from engine.definitions import registry
 from engine.people import identity
-from engine.people.identity import Actor
 from engine.runtime.base import caches
 from engine.runtime.services import inbox, timers
 from engine.storage.db import Database
 from engine.storage.models import ProcessInstance
 from engine.timekeeping.clock import FrozenClock
-from tests.conftest import SHARED, work
+from tests.conftest import SHARED, ActorOf, work
 from tests.diagrams import files, flow, process, sequence, user_task
 from tests.expense_claims import claim_data
 
@@ -54,7 +52,7 @@ def assert_restores_identically(db: Database, instance_id: int) -> None:
 
 @pytest.mark.usefixtures("deployed", "frozen_clock")
 def test_every_step_of_an_expense_claim_restores_to_an_identical_workflow(
-    db: Database, actor: Callable[[str], Actor]
+    db: Database, actor: ActorOf
 ) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     assert_restores_identically(db, case.id)
@@ -116,7 +114,7 @@ BRANCHES = process(
 
 @pytest.mark.usefixtures("frozen_clock")
 def test_parallel_branches_timers_and_messages_restore_identically(
-    db: Database, actor: Callable[[str], Actor], frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     with db.unit_of_work() as session:
         registry.deploy(session, identity.SYSTEM, files("branches.bpmn", BRANCHES))
@@ -157,7 +155,8 @@ SEQUENCE = process(
 
 
 def full(workflow: Any) -> dict[str, Any]:
-    return json.loads(bpmn.dump_state(workflow))  # type: ignore[no-any-return]
+    state: dict[str, Any] = json.loads(bpmn.dump_state(workflow))
+    return state
 
 
 def test_the_writer_notices_data_changed_in_place_without_a_state_change() -> None:

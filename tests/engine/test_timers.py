@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -12,12 +11,11 @@ from sqlalchemy import select
 from engine import runtime
 from engine.definitions import registry
 from engine.people import identity
-from engine.people.identity import Actor
 from engine.runtime.services import inbox, timers
 from engine.storage.db import Database
 from engine.storage.models import AuditEvent, PeriodicStart
 from engine.timekeeping.clock import FrozenClock
-from tests.conftest import history_types, open_task
+from tests.conftest import ActorOf, history_types, inbox_row, open_task
 from tests.diagrams import files, process, sequence, user_task
 
 OPS = "运营管理组"
@@ -84,7 +82,7 @@ WITH_DEADLINE = process(
 
 
 def test_an_intermediate_timer_fires_when_the_clock_passes_it(
-    db: Database, actor: Callable[[str], Actor], frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     deploy(db, "wait_then_work", WAIT_THEN_WORK)
     case = runtime.start_instance(db, actor("ops1"), "wait_then_work")
@@ -101,7 +99,7 @@ def test_an_intermediate_timer_fires_when_the_clock_passes_it(
 
 
 def test_an_interrupting_boundary_timer_withdraws_the_task_and_escalates(
-    db: Database, actor: Callable[[str], Actor], frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     deploy(db, "escalate", ESCALATE)
     case = runtime.start_instance(db, actor("ops1"), "escalate")
@@ -109,12 +107,12 @@ def test_an_interrupting_boundary_timer_withdraws_the_task_and_escalates(
     frozen_clock.advance(timedelta(days=2, seconds=1))
     timers.run_once(db)
     assert [row.bpmn_id for row in inbox.open_tasks_of(db, case.id)] == ["escalated"]
-    assert inbox.get_task(db, answer).status == "cancelled"  # type: ignore[union-attr]
+    assert inbox_row(db, answer).status == "cancelled"
     assert "task_withdrawn" in history_types(db, case.id)
 
 
 def test_a_timer_date_waits_for_that_moment(
-    db: Database, actor: Callable[[str], Actor], frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     deploy(db, "on_date", ON_DATE)
     case = runtime.start_instance(db, actor("ops1"), "on_date")
@@ -129,9 +127,9 @@ def test_periodic_starts_follow_the_calendar_month(db: Database, frozen_clock: F
     frozen_clock.set(datetime(2026, 1, 20, tzinfo=UTC))
     deploy(db, "monthly_report", MONTHLY)
     with db.read() as session:
-        assert session.get(PeriodicStart, "monthly_report").next_at == datetime(
-            2026, 1, 31, 1, 0, tzinfo=UTC
-        )  # type: ignore[union-attr]
+        periodic = session.get(PeriodicStart, "monthly_report")
+        assert periodic is not None
+        assert periodic.next_at == datetime(2026, 1, 31, 1, 0, tzinfo=UTC)
     assert timers.run_once(db) == 0
     expected = [
         datetime(2026, 1, 31, 1, tzinfo=UTC),
@@ -153,13 +151,14 @@ def test_periodic_starts_follow_the_calendar_month(db: Database, frozen_clock: F
     assert len(starts) == 3
     # each started instance waits for its report, not for its own start timer
     for event in starts:
-        view = runtime.get_instance(db, event.instance_id)  # type: ignore[arg-type]
+        assert event.instance_id is not None
+        view = runtime.get_instance(db, event.instance_id)
         assert view.waiting_timers == ()
         open_task(db, view.summary.id, "report")
 
 
 def test_a_working_day_deadline_skips_the_national_day_holiday(
-    db: Database, actor: Callable[[str], Actor], frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     deploy(db, "with_deadline", WITH_DEADLINE)
     frozen_clock.set(datetime(2026, 9, 30, 2, tzinfo=UTC))  # Wednesday before the golden week
@@ -177,7 +176,7 @@ def test_a_working_day_deadline_skips_the_national_day_holiday(
 
 
 def test_two_workers_fire_each_due_timer_exactly_once(
-    db: Database, actor: Callable[[str], Actor], frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     deploy(db, "wait_then_work", WAIT_THEN_WORK)
     cases = [runtime.start_instance(db, actor("ops1"), "wait_then_work").id for _ in range(24)]
@@ -222,7 +221,7 @@ REMIND_TWICE = process(
 
 
 def test_a_non_interrupting_cycle_reminds_as_often_as_it_says_and_the_task_stays(
-    db: Database, actor: Callable[[str], Actor], frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     deploy(db, "remind_twice", REMIND_TWICE)
     case = runtime.start_instance(db, actor("ops1"), "remind_twice")
@@ -251,7 +250,7 @@ PAST_DATE = process(
 
 
 def test_a_timer_already_due_when_armed_fires_at_once_and_is_audited(
-    db: Database, actor: Callable[[str], Actor]
+    db: Database, actor: ActorOf
 ) -> None:
     deploy(db, "past_date", PAST_DATE)
     case = runtime.start_instance(db, actor("ops1"), "past_date")

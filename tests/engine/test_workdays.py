@@ -45,7 +45,7 @@ def test_china_tz_is_utc_plus_8() -> None:
     ("year", "covered"),
     [(2004, True), (2025, True), (2026, True), (2003, False), (2027, False), (0, False)],
 )
-def test_calendar_covers(year: int, covered: bool) -> None:
+def test_the_official_calendar_covers_2004_to_2026_only(year: int, covered: bool) -> None:
     assert calendar_covers(year) is covered
 
 
@@ -71,7 +71,7 @@ def test_mid_autumn_2026_friday_is_off() -> None:
     assert not is_workday(date(2026, 9, 25))
 
 
-def test_spring_festival_2026() -> None:
+def test_spring_festival_2026_is_off_and_its_saturday_make_up_days_are_worked() -> None:
     for offset in range(9):  # Feb 15 .. Feb 23
         assert not is_workday(date(2026, 2, 15) + timedelta(days=offset))
     assert is_workday(date(2026, 2, 13))
@@ -85,7 +85,7 @@ def test_new_year_2026_sunday_make_up_day() -> None:
     assert is_workday(date(2026, 1, 4))
 
 
-def test_ordinary_week() -> None:
+def test_an_ordinary_week_is_worked_monday_to_friday() -> None:
     assert is_workday(date(2026, 3, 13))  # Friday
     assert not is_workday(date(2026, 3, 14))
     assert not is_workday(date(2026, 3, 15))
@@ -114,7 +114,9 @@ def test_is_workday_judges_an_aware_datetime_by_its_china_date() -> None:
         (cst(2026, 3, 14), 1, eod(2026, 3, 16)),  # from a Saturday
     ],
 )
-def test_add_workdays(start: datetime, n: int, due: datetime) -> None:
+def test_add_workdays_skips_weekends_and_holidays_and_counts_make_up_days(
+    start: datetime, n: int, due: datetime
+) -> None:
     assert add_workdays(start, n) == due
 
 
@@ -127,7 +129,9 @@ def test_add_workdays(start: datetime, n: int, due: datetime) -> None:
         (cst(2026, 10, 10, 9), eod(2026, 10, 10)),  # make-up Saturday is a working day
     ],
 )
-def test_add_workdays_zero(start: datetime, due: datetime) -> None:
+def test_zero_workdays_ends_the_start_day_or_else_the_next_working_day(
+    start: datetime, due: datetime
+) -> None:
     assert add_workdays(start, 0) == due
 
 
@@ -148,7 +152,7 @@ def test_add_workdays_uses_the_china_date_of_a_utc_start() -> None:
     assert add_workdays(datetime(2026, 3, 12, 15, 0, tzinfo=UTC), 1) == eod(2026, 3, 13)
 
 
-def test_naive_datetime_rejected() -> None:
+def test_a_naive_start_time_is_refused() -> None:
     with pytest.raises(InvalidInputError, match="timezone-aware"):
         add_workdays(datetime(2026, 3, 13, 9), 1)  # noqa: DTZ001 - naive on purpose
     with pytest.raises(InvalidInputError, match="timezone-aware"):
@@ -164,7 +168,7 @@ def test_add_workdays_rejects_out_of_range_counts(n: int) -> None:
 # --- calendar days ----------------------------------------------------------------------
 
 
-def test_add_calendar_days() -> None:
+def test_add_calendar_days_ends_at_the_end_of_the_china_day() -> None:
     assert add_calendar_days(cst(2026, 4, 1, 9), 15) == eod(2026, 4, 16)
     assert add_calendar_days(cst(2026, 4, 1, 9), 0) == eod(2026, 4, 1)
     assert add_calendar_days(cst(2026, 4, 30, 9), 1) == eod(2026, 5, 1)
@@ -183,7 +187,7 @@ def test_add_calendar_days_uses_the_china_date() -> None:
 # --- workdays_between -------------------------------------------------------------------
 
 
-def test_workdays_between() -> None:
+def test_workdays_between_counts_working_days_either_way() -> None:
     assert workdays_between(date(2026, 9, 30), date(2026, 10, 8)) == 1
     assert workdays_between(date(2026, 9, 30), date(2026, 10, 10)) == 3
     assert workdays_between(date(2026, 3, 13), date(2026, 3, 13)) == 0
@@ -222,7 +226,9 @@ def test_workdays_between_inverts_add_workdays(n: int) -> None:
         ("１５　日", (15, "days")),  # full-width digits and space
     ],
 )
-def test_parse_deadline_spec(spec: str, expected: tuple[int, str]) -> None:
+def test_a_deadline_spec_is_read_with_english_or_chinese_units(
+    spec: str, expected: tuple[int, str]
+) -> None:
     assert parse_deadline_spec(spec) == expected
 
 
@@ -247,7 +253,7 @@ def test_parse_deadline_spec_rejects_bad_specs(spec: str) -> None:
         parse_deadline_spec(spec)
 
 
-def test_deadline_from() -> None:
+def test_deadline_from_counts_workdays_days_or_hours_from_the_start() -> None:
     start = cst(2026, 9, 30, 20)
     assert deadline_from(start, "1 工作日") == eod(2026, 10, 8)
     assert deadline_from(start, "15 日") == eod(2026, 10, 15)
@@ -261,7 +267,7 @@ def test_deadline_from_hours_is_elapsed_time_in_china_tz() -> None:
     assert due.utcoffset() == timedelta(hours=8)
 
 
-def test_deadline_from_bad_spec() -> None:
+def test_deadline_from_refuses_an_unreadable_spec() -> None:
     with pytest.raises(InvalidInputError):
         deadline_from(cst(2026, 3, 13), "soon")
 
@@ -284,7 +290,9 @@ def test_fallback_across_the_year_end() -> None:
     assert add_workdays(cst(2026, 12, 31), 2) == eod(2027, 1, 4)
 
 
-def test_fallback_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_year_outside_the_official_calendar_is_logged_as_a_fallback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING, logger="engine.timekeeping.workdays"):
         assert not is_workday(date(2099, 1, 3))  # a Saturday
     assert "2099" in caplog.text

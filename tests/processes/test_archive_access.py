@@ -21,7 +21,7 @@ from engine.people import identity
 from engine.runtime.services import inbox, timers
 from engine.storage.db import Database
 from engine.timekeeping.clock import FrozenClock
-from tests.conftest import history_types, open_task, work
+from tests.conftest import ActorOf, history_types, inbox_row, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
 
@@ -58,13 +58,13 @@ def request(**changes: Any) -> dict[str, Any]:
     return data
 
 
-def ask(db: Database, actor, requester: str, data: dict[str, Any]) -> int:
+def ask(db: Database, actor: ActorOf, requester: str, data: dict[str, Any]) -> int:
     case = runtime.start_instance(db, actor(requester), KEY)
     work(db, actor(requester), case.id, "request_access", data)
     return case.id
 
 
-def approve_chain(db: Database, actor, case_id: int, chain: str) -> None:
+def approve_chain(db: Database, actor: ActorOf, case_id: int, chain: str) -> None:
     for level in chain.split(","):
         work(db, actor(APPROVER[level]), case_id, APPROVAL_TASK[level], APPROVE)
 
@@ -78,7 +78,7 @@ def completed(db: Database, case_id: int) -> list[tuple[str, str]]:
 
 
 def test_own_team_file_is_viewed_for_the_approved_week_then_revoked(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = ask(db, actor, "sales1", request())
     task = inbox.get_task(db, open_task(db, case_id, "approve_ddm"))
@@ -140,7 +140,7 @@ def test_own_team_file_is_viewed_for_the_approved_week_then_revoked(
     ],
 )
 def test_the_authority_table_decides_who_approves_in_turn(
-    db, actor, changes: dict[str, Any], chain: str, exceptional: bool
+    db: Database, actor: ActorOf, changes: dict[str, Any], chain: str, exceptional: bool
 ) -> None:
     case_id = ask(db, actor, "sales1", request(**changes))
     data = runtime.get_instance(db, case_id).data
@@ -169,7 +169,7 @@ def test_the_authority_table_decides_who_approves_in_turn(
     ],
 )
 def test_a_refusal_at_any_level_ends_the_request_without_access(
-    db, actor, changes: dict[str, Any], approved_before: str, refuser: str
+    db: Database, actor: ActorOf, changes: dict[str, Any], approved_before: str, refuser: str
 ) -> None:
     case_id = ask(db, actor, "cs1", request(**changes))
     if approved_before:
@@ -193,7 +193,7 @@ def test_a_refusal_at_any_level_ends_the_request_without_access(
     ],
 )
 def test_an_invalid_request_goes_back_to_the_applicant_until_it_is_fixed(
-    db, actor, changes: dict[str, Any], problem: str
+    db: Database, actor: ActorOf, changes: dict[str, Any], problem: str
 ) -> None:
     case_id = ask(db, actor, "sales1", request(**changes))
     view = runtime.get_instance(db, case_id)
@@ -214,7 +214,7 @@ def test_an_invalid_request_goes_back_to_the_applicant_until_it_is_fixed(
     open_task(db, case_id, "approve_ddm")
 
 
-def test_the_applicant_may_withdraw_a_returned_request(db, actor) -> None:
+def test_the_applicant_may_withdraw_a_returned_request(db: Database, actor: ActorOf) -> None:
     case_id = ask(db, actor, "sales1", request(access_to="2026-03-10"))
     open_task(db, case_id, "revise_request")
     summary = runtime.cancel_instance(db, actor("sales1"), case_id, "不再需要查阅")
@@ -223,7 +223,7 @@ def test_the_applicant_may_withdraw_a_returned_request(db, actor) -> None:
 
 
 def test_approvers_may_shorten_the_period_and_a_higher_level_cannot_lengthen_it(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = ask(db, actor, "ops1", request(archive_category="财务/会计档案"))
     work(db, actor("acc1"), case_id, "approve_fin", APPROVE | {"approved_access_to": "2026-03-04"})
@@ -237,12 +237,12 @@ def test_approvers_may_shorten_the_period_and_a_higher_level_cannot_lengthen_it(
 
 
 def test_borrowed_originals_are_reminded_when_due_and_checked_back_in(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = ask(db, actor, "sales1", request(access_mode="借出"))
     work(db, actor("ddm1"), case_id, "approve_ddm", APPROVE)
     check_id = open_task(db, case_id, "return_check")
-    assert inbox.get_task(db, check_id).candidate_role == "ARC"  # type: ignore[union-attr]
+    assert inbox_row(db, check_id).candidate_role == "ARC"
     frozen_clock.set(BEFORE_MARCH_6_END)
     assert timers.run_once(db) == 0
     frozen_clock.advance(timedelta(seconds=2))
@@ -268,7 +268,7 @@ def test_borrowed_originals_are_reminded_when_due_and_checked_back_in(
     assert completed(db, case_id)[-2:] == [("arc1", "return_check"), ("arc1", "return_check")]
 
 
-def test_a_damaged_return_is_recorded(db, actor) -> None:
+def test_a_damaged_return_is_recorded(db: Database, actor: ActorOf) -> None:
     case_id = ask(db, actor, "sales1", request(access_mode="借出"))
     work(db, actor("ddm2"), case_id, "approve_ddm", APPROVE)
     damaged = {
@@ -284,7 +284,7 @@ def test_a_damaged_return_is_recorded(db, actor) -> None:
     assert check["payload"]["data"]["return_issue"] == "第 12 页缺失。"
 
 
-def test_the_requester_may_not_approve_their_own_request(db, actor) -> None:
+def test_the_requester_may_not_approve_their_own_request(db: Database, actor: ActorOf) -> None:
     case_id = ask(db, actor, "ddm1", request())
     with pytest.raises(PermissionDeniedError, match="申请人不得审批"):
         work(db, actor("ddm1"), case_id, "approve_ddm", APPROVE)
@@ -296,14 +296,16 @@ def test_the_requester_may_not_approve_their_own_request(db, actor) -> None:
     assert runtime.get_instance(db, case_id).data["access_granted"] is True
 
 
-def test_the_cashier_cannot_approve_access_to_accounting_archives(db, actor) -> None:
+def test_the_cashier_cannot_approve_access_to_accounting_archives(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = ask(db, actor, "ops1", request(archive_category="财务/会计档案"))
     with pytest.raises(PermissionDeniedError, match="FIN_ACC"):
         work(db, actor("cash1"), case_id, "approve_fin", APPROVE)
     assert "permission_denied" in history_types(db, case_id)
 
 
-def test_two_levels_are_two_people(db, actor) -> None:
+def test_two_levels_are_two_people(db: Database, actor: ActorOf) -> None:
     with db.unit_of_work() as session:
         identity.create_user(
             session, "fin_dm", "兼岗财务经理", password="x", roles=["FIN_ACC", "DM"]
@@ -316,7 +318,9 @@ def test_two_levels_are_two_people(db, actor) -> None:
     work(db, actor("dm"), case_id, "approve_dm", APPROVE)
 
 
-def test_the_archivist_checking_a_return_is_neither_an_approver_nor_the_borrower(db, actor) -> None:
+def test_the_archivist_checking_a_return_is_neither_an_approver_nor_the_borrower(
+    db: Database, actor: ActorOf
+) -> None:
     with db.unit_of_work() as session:
         identity.create_user(
             session, "ddm_arc", "兼岗副经理档案", password="x", roles=["DDM", "ARC"]
@@ -365,7 +369,9 @@ def _deploy_with_chains(db: Database, chains: dict[str, str]) -> None:
         assert registry.deploy(session, identity.SYSTEM, files).version == 2
 
 
-def test_chains_the_shipped_table_does_not_produce_still_route_upwards(db, actor) -> None:
+def test_chains_the_shipped_table_does_not_produce_still_route_upwards(
+    db: Database, actor: ActorOf
+) -> None:
     _deploy_with_chains(db, {"r1": "DDM,DM", "r5": "FIN_ACC"})
     up = ask(db, actor, "sales1", request())
     approve_chain(db, actor, up, "DDM,DM")
@@ -376,7 +382,7 @@ def test_chains_the_shipped_table_does_not_produce_still_route_upwards(db, actor
         assert runtime.get_instance(db, case).data["access_granted"] is True
 
 
-def test_working_days_exclude_weekends(db, actor) -> None:
+def test_working_days_exclude_weekends(db: Database, actor: ActorOf) -> None:
     # Saturday 7 March to Friday 13 March: 5 working days
     case_id = ask(db, actor, "sales1", request(access_from="2026-03-07", access_to="2026-03-13"))
     data = runtime.get_instance(db, case_id).data
@@ -384,7 +390,9 @@ def test_working_days_exclude_weekends(db, actor) -> None:
     assert date.fromisoformat(data["access_until"]) == date(2026, 3, 13)
 
 
-def test_every_step_restores_the_case_from_storage(db, actor, frozen_clock: FrozenClock) -> None:
+def test_every_step_restores_the_case_from_storage(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     """The dates compared in scripts and the timer survive being written and read back."""
     case_id = runtime.start_instance(db, actor("ops1"), KEY).id
     steps = [

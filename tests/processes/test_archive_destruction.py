@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from engine import audit, runtime
 from engine.definitions import registry
+from engine.definitions.registry import DeployedVersion
 from engine.errors import PermissionDeniedError
 from engine.people import identity
 from engine.runtime.services import catalogue, inbox, timers
@@ -24,7 +25,7 @@ from engine.sandbox import script_helpers
 from engine.storage.db import Database
 from engine.storage.models import ArchiveItem
 from engine.timekeeping.clock import FrozenClock
-from tests.conftest import history_types, open_task, work
+from tests.conftest import ActorOf, history_types, open_task, work
 from tests.diagrams import files, process, sequence, service_task
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock", "catalogued")
@@ -133,7 +134,7 @@ def _chain(node: str) -> str:
 
 
 @pytest.fixture
-def catalogued(db: Database, deployed) -> None:
+def catalogued(db: Database, deployed: list[DeployedVersion]) -> None:
     """The seeded due files and the place_hold test process."""
     _deploy(db, "seed", _chain(service_task("op", "登记", "archive_register", "r", items="items")))
     hold = service_task(
@@ -145,7 +146,7 @@ def catalogued(db: Database, deployed) -> None:
     runtime.start_instance(db, identity.SYSTEM, "seed", {"items": items})
 
 
-def place_hold(db: Database, actor, ref: str, case: str = "TS-2026-0001") -> None:
+def place_hold(db: Database, actor: ActorOf, ref: str, case: str = "TS-2026-0001") -> None:
     data = {"ref": ref, "reason": "客户投诉处理中", "case": case}
     assert runtime.start_instance(db, actor("cs1"), "place_hold", data).status == runtime.COMPLETED
 
@@ -153,11 +154,11 @@ def place_hold(db: Database, actor, ref: str, case: str = "TS-2026-0001") -> Non
 # --- driving the procedure ---
 
 
-def start(db: Database, actor) -> int:
+def start(db: Database, actor: ActorOf) -> int:
     return catalogue.start(db, actor("arc1"), KEY).id
 
 
-def appraised(db: Database, actor, results: dict[str, dict[str, Any]] = RESULTS) -> int:
+def appraised(db: Database, actor: ActorOf, results: dict[str, dict[str, Any]] = RESULTS) -> int:
     case_id = start(db, actor)
     work(db, actor("arc1"), case_id, "appraise", appraisal(results))
     work(db, actor("acc1"), case_id, "review_fin", {"review_opinion": "同意"})
@@ -165,19 +166,19 @@ def appraised(db: Database, actor, results: dict[str, dict[str, Any]] = RESULTS)
     return case_id
 
 
-def sign_all(db: Database, actor, case_id: int) -> None:
+def sign_all(db: Database, actor: ActorOf, case_id: int) -> None:
     for username, bpmn_id in SIGNERS:
         work(db, actor(username), case_id, bpmn_id, AGREE)
 
 
-def listed_and_signed(db: Database, actor) -> int:
+def listed_and_signed(db: Database, actor: ActorOf) -> int:
     case_id = appraised(db, actor)
     work(db, actor("arc1"), case_id, "compile_list", destruction_list())
     sign_all(db, actor, case_id)
     return case_id
 
 
-def counted_by_all(db: Database, actor, case_id: int, count: int = 9) -> None:
+def counted_by_all(db: Database, actor: ActorOf, case_id: int, count: int = 9) -> None:
     work(db, actor("arc1"), case_id, "check_arc", counted(count))
     work(db, actor("acc1"), case_id, "check_fin", counted(count))
     if runtime.get_instance(db, case_id).data["list_has_electronic"]:
@@ -215,7 +216,7 @@ def catalogue_state(db: Database) -> dict[str, tuple[bool, bool]]:
 
 
 def test_due_files_are_appraised_listed_signed_counted_destroyed_and_the_list_filed(
-    db, actor
+    db: Database, actor: ActorOf
 ) -> None:
     case_id = start(db, actor)
     data = runtime.get_instance(db, case_id).data
@@ -306,7 +307,7 @@ def test_due_files_are_appraised_listed_signed_counted_destroyed_and_the_list_fi
     ],
 )
 def test_a_hold_placed_after_signing_blocks_destruction_of_those_files(
-    db, actor, held_refs: list[str], destroyed: list[str]
+    db: Database, actor: ActorOf, held_refs: list[str], destroyed: list[str]
 ) -> None:
     case_id = listed_and_signed(db, actor)
     work(db, actor("arc1"), case_id, "check_arc", counted(9))
@@ -339,7 +340,9 @@ def test_a_hold_placed_after_signing_blocks_destruction_of_those_files(
     assert not {c["archive_no"] for c in due} & set(blocked)
 
 
-def test_a_refusal_returns_the_list_with_comments_and_everyone_signs_again(db, actor) -> None:
+def test_a_refusal_returns_the_list_with_comments_and_everyone_signs_again(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = appraised(db, actor)
     work(db, actor("arc1"), case_id, "compile_list", destruction_list())
     for username, bpmn_id in SIGNERS[:3]:
@@ -367,7 +370,9 @@ def test_a_refusal_returns_the_list_with_comments_and_everyone_signs_again(db, a
         ([("arc_acc", "sign_arc_handler")], "arc_acc", "sign_fin_handler"),  # one person, two roles
     ],
 )
-def test_the_same_person_never_signs_twice(db, actor, done, intruder: str, task: str) -> None:
+def test_the_same_person_never_signs_twice(
+    db: Database, actor: ActorOf, done: list[tuple[str, str]], intruder: str, task: str
+) -> None:
     with db.unit_of_work() as session:
         identity.create_user(session, "arc_acc", "兼岗", password="x", roles=["ARC", "FIN_ACC"])
     case_id = appraised(db, actor)
@@ -382,7 +387,7 @@ def test_the_same_person_never_signs_twice(db, actor, done, intruder: str, task:
     assert open_ids(db, case_id) == [task]  # still waiting for someone else
 
 
-def test_one_person_may_not_supervise_for_two_units(db, actor) -> None:
+def test_one_person_may_not_supervise_for_two_units(db: Database, actor: ActorOf) -> None:
     with db.unit_of_work() as session:
         identity.create_user(session, "arc_acc", "兼岗", password="x", roles=["ARC", "FIN_ACC"])
     case_id = listed_and_signed(db, actor)
@@ -394,7 +399,9 @@ def test_one_person_may_not_supervise_for_two_units(db, actor) -> None:
     assert open_ids(db, case_id) == ["check_it"]
 
 
-def test_a_miscount_before_destruction_returns_the_list_and_destroys_nothing(db, actor) -> None:
+def test_a_miscount_before_destruction_returns_the_list_and_destroys_nothing(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = listed_and_signed(db, actor)
     work(db, actor("arc1"), case_id, "check_arc", counted(9))
     work(db, actor("acc1"), case_id, "check_fin", counted(8))
@@ -410,7 +417,9 @@ def test_a_miscount_before_destruction_returns_the_list_and_destroys_nothing(db,
     assert open_ids(db, case_id) == ["sign_after_arc", "sign_after_fin", "sign_after_it"]
 
 
-def test_appraisal_covers_every_due_file_and_finance_and_compliance_countersign(db, actor) -> None:
+def test_appraisal_covers_every_due_file_and_finance_and_compliance_countersign(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = start(db, actor)
     partial = {no: r for no, r in RESULTS.items() if no != "KJ-2014-0004"}
     work(db, actor("arc1"), case_id, "appraise", appraisal(partial))
@@ -444,7 +453,7 @@ def test_appraisal_covers_every_due_file_and_finance_and_compliance_countersign(
     assert "YW-2019-0007" in runtime.get_instance(db, case_id).data["list_problem"]
 
 
-def test_nothing_approved_ends_without_a_list(db, actor) -> None:
+def test_nothing_approved_ends_without_a_list(db: Database, actor: ActorOf) -> None:
     keep = {"appraisal_result": "继续保管", "new_retention_until": "2030-12-31"}
     results = {no: keep | {"appraisal_reason": "仍需保存。"} for no in DUE}
     case_id = appraised(db, actor, results)
@@ -455,7 +464,7 @@ def test_nothing_approved_ends_without_a_list(db, actor) -> None:
     assert "compile_list" not in [task for _who, task in completed(db, case_id)]
 
 
-def test_nothing_due_ends_at_once(db, actor) -> None:
+def test_nothing_due_ends_at_once(db: Database, actor: ActorOf) -> None:
     for ref in ("P2019000007", "P2018000002", "FY2014", "记-2014-12-088", "P2015000021"):
         place_hold(db, actor, ref)  # every due file is held: nothing may even be appraised
     view = runtime.get_instance(db, start(db, actor))
@@ -467,7 +476,7 @@ def test_nothing_due_ends_at_once(db, actor) -> None:
 
 
 def test_the_annual_timer_starts_the_run_and_only_the_archivist_starts_it_by_hand(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     with pytest.raises(PermissionDeniedError):
         catalogue.start(db, actor("acc1"), KEY)

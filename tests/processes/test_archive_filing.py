@@ -20,7 +20,7 @@ from engine.runtime.services import inbox, timers
 from engine.storage.db import Database
 from engine.storage.models import ArchiveItem
 from engine.timekeeping.clock import FrozenClock
-from tests.conftest import history_types, open_task, work
+from tests.conftest import ActorOf, history_types, inbox_row, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
 
@@ -71,7 +71,7 @@ def item(document_type: str = "保单业务档案", **changes: Any) -> dict[str,
     return data
 
 
-def file_item(db: Database, actor, producer: str, data: dict[str, Any]) -> int:
+def file_item(db: Database, actor: ActorOf, producer: str, data: dict[str, Any]) -> int:
     case = runtime.start_instance(db, actor(producer), KEY, business_key=data.get("related_ref"))
     work(db, actor(producer), case.id, "fill_item", data)
     return case.id
@@ -85,7 +85,9 @@ def completed(db: Database, case_id: int) -> list[tuple[str, str]]:
     ]
 
 
-def test_business_file_is_filed_and_accepted_with_its_retention_on_record(db, actor) -> None:
+def test_business_file_is_filed_and_accepted_with_its_retention_on_record(
+    db: Database, actor: ActorOf
+) -> None:
     data = item(contract_end_date="2046-03-01")
     case_id = file_item(db, actor, "sales1", data)
     view = runtime.get_instance(db, case_id)
@@ -215,7 +217,7 @@ def test_business_file_is_filed_and_accepted_with_its_retention_on_record(db, ac
     ],
 )
 def test_the_retention_is_the_latest_expiry_of_every_rule_that_applies(
-    db, actor, data: dict[str, Any], until: str, longest: int, basis: str
+    db: Database, actor: ActorOf, data: dict[str, Any], until: str, longest: int, basis: str
 ) -> None:
     case_id = file_item(db, actor, "ops1", data)
     result = runtime.get_instance(db, case_id).data
@@ -235,7 +237,7 @@ def test_the_retention_is_the_latest_expiry_of_every_rule_that_applies(
         item("管理文件（永久）", category="管理档案"),
     ],
 )
-def test_permanent_files_have_no_expiry(db, actor, data: dict[str, Any]) -> None:
+def test_permanent_files_have_no_expiry(db: Database, actor: ActorOf, data: dict[str, Any]) -> None:
     case_id = file_item(db, actor, "acc1", data)
     result = runtime.get_instance(db, case_id).data
     assert result["retention_permanent"] is True
@@ -264,7 +266,7 @@ def test_permanent_files_have_no_expiry(db, actor, data: dict[str, Any]) -> None
     ],
 )
 def test_retention_stays_open_while_a_start_event_is_unknown(
-    db, actor, data: dict[str, Any], pending: list[str], not_before: str | None
+    db: Database, actor: ActorOf, data: dict[str, Any], pending: list[str], not_before: str | None
 ) -> None:
     case_id = file_item(db, actor, "sales1", data)
     result = runtime.get_instance(db, case_id).data
@@ -273,7 +275,7 @@ def test_retention_stays_open_while_a_start_event_is_unknown(
     assert result["retention_not_before"] == not_before
 
 
-def test_returned_item_is_corrected_and_the_tables_run_again(db, actor) -> None:
+def test_returned_item_is_corrected_and_the_tables_run_again(db: Database, actor: ActorOf) -> None:
     case_id = file_item(db, actor, "sales1", item())
     work(db, actor("arc1"), case_id, "accept_item", RETURN)
     revise = inbox.get_task(db, open_task(db, case_id, "revise_item"))
@@ -313,7 +315,7 @@ def test_returned_item_is_corrected_and_the_tables_run_again(db, actor) -> None:
 
 
 def test_electronic_files_need_their_hashes_and_accepted_ones_are_on_the_checklist(
-    db, actor
+    db: Database, actor: ActorOf
 ) -> None:
     case = runtime.start_instance(db, actor("ops1"), KEY)
     task_id = open_task(db, case.id, "fill_item")
@@ -327,11 +329,11 @@ def test_electronic_files_need_their_hashes_and_accepted_ones_are_on_the_checkli
 
 
 def test_accounting_files_stay_with_accounting_and_the_end_of_custody_is_reminded(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = file_item(db, actor, "acc1", item("会计凭证", related_ref="记-2025-12-031"))
     transfer_id = open_task(db, case_id, "transfer_accounting")
-    assert inbox.get_task(db, transfer_id).candidate_role == "FIN_ACC"  # type: ignore[union-attr]
+    assert inbox_row(db, transfer_id).candidate_role == "FIN_ACC"
     # the cashier does not keep accounting archives (R10 第35条)
     with pytest.raises(PermissionDeniedError, match="FIN_ACC"):
         work(db, actor("cash1"), case_id, "transfer_accounting")
@@ -357,7 +359,9 @@ def test_accounting_files_stay_with_accounting_and_the_end_of_custody_is_reminde
     ]
 
 
-def test_acceptance_overdue_after_five_working_days(db, actor, frozen_clock: FrozenClock) -> None:
+def test_acceptance_overdue_after_five_working_days(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     case_id = file_item(db, actor, "cs1", item("投诉记录", category="业务档案"))
     # Monday 2026-03-02 + 5 working days = end of Monday 2026-03-09 (China time)
     frozen_clock.set(datetime(2026, 3, 9, 15, 59, tzinfo=UTC))
@@ -369,7 +373,7 @@ def test_acceptance_overdue_after_five_working_days(db, actor, frozen_clock: Fro
     work(db, actor("arc1"), case_id, "accept_item", ACCEPT)  # late, but still accepted
 
 
-def test_the_producer_may_not_accept_their_own_filing(db, actor) -> None:
+def test_the_producer_may_not_accept_their_own_filing(db: Database, actor: ActorOf) -> None:
     with db.unit_of_work() as session:
         identity.create_user(session, "arc2", "第二档案员", password="x", roles=["ARC"])
     case_id = file_item(
@@ -387,7 +391,7 @@ def test_the_producer_may_not_accept_their_own_filing(db, actor) -> None:
     assert work(db, actor("arc2"), case_id, "accept_item", ACCEPT).status == runtime.COMPLETED
 
 
-def test_who_hands_accounting_files_over_may_not_accept_them(db, actor) -> None:
+def test_who_hands_accounting_files_over_may_not_accept_them(db: Database, actor: ActorOf) -> None:
     with db.unit_of_work() as session:
         identity.create_user(
             session, "acc_arc", "兼岗会计档案", password="x", roles=["FIN_ACC", "ARC"]
@@ -400,7 +404,7 @@ def test_who_hands_accounting_files_over_may_not_accept_them(db, actor) -> None:
     assert work(db, actor("arc1"), case_id, "accept_item", ACCEPT).status == runtime.COMPLETED
 
 
-def test_every_step_restores_the_case_from_storage(db, actor) -> None:
+def test_every_step_restores_the_case_from_storage(db: Database, actor: ActorOf) -> None:
     """Dates, the rule list and the checklist survive being written and read back."""
     steps = [
         ("acc1", "fill_item", item("佣金收入原始凭证", contract_end_date="2030-12-31")),
@@ -416,16 +420,18 @@ def test_every_step_restores_the_case_from_storage(db, actor) -> None:
         summary = work(handle, actor(username), case_id, bpmn_id, data)
         handle.dispose()
     assert summary.status == runtime.COMPLETED
-    data = runtime.get_instance(db, case_id).data
-    assert [(r["start_event"], r["expires_on"]) for r in data["retention_rules"]] == [
+    stored = runtime.get_instance(db, case_id).data
+    assert [(r["start_event"], r["expires_on"]) for r in stored["retention_rules"]] == [
         ("保险合同终止", "2041-06-30"),
         ("会计年度终了次日", "2056-01-01"),
     ]
-    assert data["retention_until"] == "2056-01-01"
+    assert stored["retention_until"] == "2056-01-01"
     assert completed(db, case_id) == [(u, t) for u, t, _ in steps]
 
 
-def test_accepted_items_enter_the_catalogue_and_come_up_for_destruction_when_due(db, actor) -> None:
+def test_accepted_items_enter_the_catalogue_and_come_up_for_destruction_when_due(
+    db: Database, actor: ActorOf
+) -> None:
     # system logs from 31 August 2025 are kept 6 months: due on 2026-02-28, before "today"
     logs = item("系统日志", category="管理档案", retention_start_date="2025-08-31")
     logs_id = file_item(db, actor, "ops1", logs)

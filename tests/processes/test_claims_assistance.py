@@ -23,7 +23,7 @@ from engine.sandbox import script_helpers
 from engine.storage.db import Database
 from engine.timekeeping import workdays
 from engine.timekeeping.clock import FrozenClock
-from tests.conftest import history_types, open_task, work
+from tests.conftest import ActorOf, history_types, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
 
@@ -71,14 +71,14 @@ def chase(**changes: Any) -> dict[str, Any]:
     }
 
 
-def register(db: Database, actor, policy_no: str = LIFE, **changes: Any) -> int:
+def register(db: Database, actor: ActorOf, policy_no: str = LIFE, **changes: Any) -> int:
     """cs1 starts the case on a policy and registers the report."""
     case = runtime.start_instance(db, actor("cs1"), KEY, {"policy_no": policy_no})
     work(db, actor("cs1"), case.id, "register_report", report(policy_no, **changes))
     return case.id
 
 
-def collect_all(db: Database, actor, case_id: int) -> None:
+def collect_all(db: Database, actor: ActorOf, case_id: int) -> None:
     """cs1 records every listed document as received."""
     rows = runtime.get_instance(db, case_id).data["documents"]
     received = [
@@ -93,7 +93,9 @@ def collect_all(db: Database, actor, case_id: int) -> None:
     work(db, actor("cs1"), case_id, "collect_documents", {"documents": received})
 
 
-def submit(db: Database, actor, case_id: int, who: str = "ops1", simple: bool = True) -> None:
+def submit(
+    db: Database, actor: ActorOf, case_id: int, who: str = "ops1", simple: bool = True
+) -> None:
     data = {
         "insurer_claim_no": "LP-2026-00912",
         "submitted_at": "2026-03-02T14:00:00+08:00",
@@ -103,7 +105,7 @@ def submit(db: Database, actor, case_id: int, who: str = "ops1", simple: bool = 
     work(db, actor(who), case_id, "submit_claim", data)
 
 
-def submitted_case(db: Database, actor, policy_no: str = LIFE, simple: bool = True) -> int:
+def submitted_case(db: Database, actor: ActorOf, policy_no: str = LIFE, simple: bool = True) -> int:
     """A case whose complete documents went to the insurer on 2026-03-02 at 14:00."""
     case_id = register(db, actor, policy_no, insurer_notified_at="2026-03-02T09:10:00+08:00")
     collect_all(db, actor, case_id)
@@ -111,12 +113,14 @@ def submitted_case(db: Database, actor, policy_no: str = LIFE, simple: bool = Tr
     return case_id
 
 
-def feedback(db: Database, actor, case_id: int, status: str, **extra: Any):
+def feedback(
+    db: Database, actor: ActorOf, case_id: int, status: str, **extra: Any
+) -> runtime.InstanceSummary:
     payload = {"feedback_status": status, "feedback_at": "2026-03-04T10:00:00+08:00", **extra}
     return runtime.correlate_message(db, actor("ops1"), MESSAGE, payload, instance_id=case_id)
 
 
-def paid(db: Database, actor, case_id: int, amount: str = "300000.00") -> None:
+def paid(db: Database, actor: ActorOf, case_id: int, amount: str = "300000.00") -> None:
     feedback(db, actor, case_id, "赔付", amount=amount, agreement_date="2026-03-03")
 
 
@@ -132,7 +136,9 @@ def payment(**changes: Any) -> dict[str, Any]:
     }
 
 
-def close_and_follow_up(db: Database, actor, case_id: int, frozen_clock: FrozenClock, reason: str):
+def close_and_follow_up(
+    db: Database, actor: ActorOf, case_id: int, frozen_clock: FrozenClock, reason: str
+) -> runtime.InstanceSummary:
     """cs1 closes; the seller of the policy is informed; cs1 calls the customer 7 days later."""
     work(db, actor("cs1"), case_id, "close_claim", {"closure_reason": reason, "satisfaction": 4})
     assert [t for t, _ in runtime.get_instance(db, case_id).waiting_timers] == ["wait_follow_up"]
@@ -167,7 +173,7 @@ def events(db: Database, case_id: int, kind: str) -> list[dict[str, Any]]:
 
 
 def test_life_claim_is_registered_notified_collected_submitted_paid_closed_and_followed_up(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor)
     data = runtime.get_instance(db, case_id).data
@@ -242,7 +248,9 @@ def test_life_claim_is_registered_notified_collected_submitted_paid_closed_and_f
         assert audit.verify(session).ok
 
 
-def test_an_unknown_policy_is_refused_and_nothing_else_happens(db, actor) -> None:
+def test_an_unknown_policy_is_refused_and_nothing_else_happens(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = register(db, actor, "P1999999999", insured_name="张三")
     view = runtime.get_instance(db, case_id)
     assert view.summary.status == runtime.COMPLETED
@@ -265,7 +273,7 @@ def test_an_unknown_policy_is_refused_and_nothing_else_happens(db, actor) -> Non
     ],
 )
 def test_a_report_that_contradicts_the_policy_file_goes_back_to_the_registrar(
-    db, actor, changes: dict[str, Any], problem: str
+    db: Database, actor: ActorOf, changes: dict[str, Any], problem: str
 ) -> None:
     case_id = register(db, actor, **changes)
     assert runtime.get_instance(db, case_id).data["report_problem"] == problem
@@ -285,7 +293,7 @@ def test_a_report_that_contradicts_the_policy_file_goes_back_to_the_registrar(
     ],
 )
 def test_a_claim_with_less_than_90_days_of_limitation_left_is_flagged(
-    db, actor, policy_no: str, known_date: str, ends: str, days_left: int
+    db: Database, actor: ActorOf, policy_no: str, known_date: str, ends: str, days_left: int
 ) -> None:
     case_id = register(
         db, actor, policy_no, loss_date=known_date, known_date=known_date,
@@ -301,7 +309,9 @@ def test_a_claim_with_less_than_90_days_of_limitation_left_is_flagged(
     assert gateway[0]["payload"]["to"] == ["flag_limitation"]
 
 
-def test_a_time_barred_claim_goes_straight_to_closure(db, actor, frozen_clock) -> None:
+def test_a_time_barred_claim_goes_straight_to_closure(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     case_id = register(
         db, actor, MOTOR, loss_date="2024-02-20", known_date="2024-02-20",
         insurer_notified_at="2026-03-02T08:30:00+08:00",
@@ -314,7 +324,7 @@ def test_a_time_barred_claim_goes_straight_to_closure(db, actor, frozen_clock) -
 
 
 def test_collection_loops_until_complete_and_reminds_the_customer_every_7_days(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, MOTOR, insurer_notified_at="2026-03-02T08:30:00+08:00")
     rows = runtime.get_instance(db, case_id).data["documents"]
@@ -352,7 +362,9 @@ def test_collection_loops_until_complete_and_reminds_the_customer_every_7_days(
     assert runtime.get_instance(db, case_id).waiting_timers == ()
 
 
-def test_the_customer_may_withdraw_during_collection(db, actor, frozen_clock) -> None:
+def test_the_customer_may_withdraw_during_collection(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     case_id = register(db, actor, insurer_notified_at="2026-03-02T08:30:00+08:00")
     rows = runtime.get_instance(db, case_id).data["documents"]
     work(
@@ -364,7 +376,7 @@ def test_the_customer_may_withdraw_during_collection(db, actor, frozen_clock) ->
 
 
 def test_a_supplementary_request_returns_to_collection_and_a_second_one_is_flagged_to_ops(
-    db, actor
+    db: Database, actor: ActorOf
 ) -> None:
     case_id = submitted_case(db, actor)
     feedback(db, actor, case_id, "补充材料", missing_documents="出院小结")
@@ -393,7 +405,7 @@ def test_a_supplementary_request_returns_to_collection_and_a_second_one_is_flagg
 
 
 def test_an_overdue_insurer_is_chased_escalated_and_asked_for_an_advance_payment(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = submitted_case(db, actor, MOTOR)  # motor: 30 days
     data = runtime.get_instance(db, case_id).data
@@ -450,7 +462,9 @@ def test_an_overdue_insurer_is_chased_escalated_and_asked_for_an_advance_payment
     assert runtime.get_instance(db, case_id).data["payee_check"] == "通过"
 
 
-def test_an_undone_chase_escalates_to_the_deputy_manager_anyway(db, actor, frozen_clock) -> None:
+def test_an_undone_chase_escalates_to_the_deputy_manager_anyway(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     case_id = submitted_case(db, actor)
     frozen_clock.set(china("2026-03-09"))
     timers.run_once(db)
@@ -467,7 +481,7 @@ def test_an_undone_chase_escalates_to_the_deputy_manager_anyway(db, actor, froze
 
 
 def test_an_answer_in_progress_keeps_the_deadlines_and_an_answer_during_a_chase_ends_it(
-    db, actor, frozen_clock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = submitted_case(db, actor)
     feedback(db, actor, case_id, "受理")
@@ -497,7 +511,9 @@ def test_an_answer_in_progress_keeps_the_deadlines_and_an_answer_during_a_chase_
     assert close_and_follow_up(db, actor, case_id, frozen_clock, "拒赔").status == "completed"
 
 
-def test_the_insurers_message_is_checked_against_its_form_and_must_be_awaited(db, actor) -> None:
+def test_the_insurers_message_is_checked_against_its_form_and_must_be_awaited(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = register(db, actor, insurer_notified_at="2026-03-02T08:30:00+08:00")
     with pytest.raises(ConflictError):  # still collecting documents: nothing was submitted
         feedback(db, actor, case_id, "受理")
@@ -520,7 +536,12 @@ def test_the_insurers_message_is_checked_against_its_form_and_must_be_awaited(db
     ],
 )
 def test_benefits_go_to_the_insured_or_a_beneficiary_only(
-    db, actor, frozen_clock: FrozenClock, policy_no: str, changes: dict[str, Any], problem: str
+    db: Database,
+    actor: ActorOf,
+    frozen_clock: FrozenClock,
+    policy_no: str,
+    changes: dict[str, Any],
+    problem: str,
 ) -> None:
     changes = dict(changes)  # the parameter is shared by both databases' runs
     claim_type = changes.pop("claim_type", "重疾")

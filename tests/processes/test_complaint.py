@@ -9,6 +9,7 @@ held while the complaint is open and kept two more years after it ends (R3 第13
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,10 +21,9 @@ from engine.errors import InvalidInputError, PermissionDeniedError
 from engine.runtime.services import inbox, timers
 from engine.storage.db import Database
 from engine.storage.models import ArchiveHold, ArchiveItem
-from engine.storage.store import TaskRow
 from engine.timekeeping.clock import FrozenClock
 from engine.timekeeping.workdays import CHINA_TZ
-from tests.conftest import open_task, work
+from tests.conftest import ActorOf, inbox_row, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
 
@@ -90,7 +90,7 @@ def extension(level: str, decision: str = "同意", **changes: Any) -> dict[str,
     return data | changes
 
 
-def register(db: Database, actor, frozen_clock: FrozenClock, **changes: Any) -> int:
+def register(db: Database, actor: ActorOf, frozen_clock: FrozenClock, **changes: Any) -> int:
     """cs1 receives and registers a complaint on 1 April 2026."""
     frozen_clock.set(cn(4, 1, 9))
     case = runtime.start_instance(db, actor("cs1"), KEY)
@@ -102,7 +102,7 @@ def data(db: Database, case_id: int) -> dict[str, Any]:
     return dict(runtime.get_instance(db, case_id).data)
 
 
-def events(db: Database, case_id: int, kind: str) -> list[dict[str, Any]]:
+def events(db: Database, case_id: int, kind: str) -> list[Mapping[str, Any]]:
     return [e for e in runtime.get_instance(db, case_id).history if e["type"] == kind]
 
 
@@ -114,10 +114,8 @@ def timer_dates(db: Database, case_id: int) -> dict[str, str]:
     }
 
 
-def task_row(db: Database, case_id: int, bpmn_id: str) -> TaskRow:
-    task = inbox.get_task(db, open_task(db, case_id, bpmn_id))
-    assert task is not None
-    return task
+def task_row(db: Database, case_id: int, bpmn_id: str) -> inbox.TaskRow:
+    return inbox_row(db, open_task(db, case_id, bpmn_id))
 
 
 def task_due(db: Database, case_id: int, bpmn_id: str) -> str:
@@ -132,7 +130,7 @@ def holds(db: Database) -> list[tuple[str, bool]]:
         return [(row.related_ref, row.released_at is not None) for row in rows]
 
 
-def close(db: Database, actor, frozen_clock: FrozenClock, case_id: int) -> None:
+def close(db: Database, actor: ActorOf, frozen_clock: FrozenClock, case_id: int) -> None:
     """After the decision: the root-cause record, then the 30-day review window runs out."""
     work(db, actor("cmp1"), case_id, "root_cause", ROOT_CAUSE)
     frozen_clock.set(datetime.fromisoformat(data(db, case_id)["review_window_ends"]))
@@ -144,7 +142,7 @@ def close(db: Database, actor, frozen_clock: FrozenClock, case_id: int) -> None:
 
 
 def test_3a_simple_complaint_decided_by_sms_on_day_9_then_closed(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     with db.unit_of_work() as session:  # a dated recording of the policy, kept 2 years after
         session.add(
@@ -218,7 +216,7 @@ def test_3a_simple_complaint_decided_by_sms_on_day_9_then_closed(
 
 
 def test_3b_complex_complaint_extended_by_the_deputy_manager_to_1_may(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock)
     frozen_clock.set(cn(4, 13, 9))
@@ -248,7 +246,7 @@ def test_3b_complex_complaint_extended_by_the_deputy_manager_to_1_may(
 
 
 def test_an_extension_of_the_wrong_level_goes_back_and_a_refusal_keeps_15_days(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock)
     work(db, actor("cs2"), case_id, "investigate", INVESTIGATION | {"complexity": "复杂"})
@@ -261,7 +259,7 @@ def test_an_extension_of_the_wrong_level_goes_back_and_a_refusal_keeps_15_days(
 
 
 def test_3c_especially_complex_needs_gm_approval_and_notice_for_day_60(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock)
     work(db, actor("cs2"), case_id, "investigate", INVESTIGATION | {"complexity": "特别复杂"})
@@ -289,7 +287,7 @@ def test_3c_especially_complex_needs_gm_approval_and_notice_for_day_60(
 
 
 def test_3c_a_10_day_mediation_pause_moves_every_deadline_by_exactly_10_days(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock)
     frozen_clock.set(cn(4, 5))
@@ -330,7 +328,7 @@ def test_3c_a_10_day_mediation_pause_moves_every_deadline_by_exactly_10_days(
 
 
 def test_3d_the_respondent_salesperson_is_refused_as_handler(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock, handler="sales1")
     view = data(db, case_id)
@@ -353,12 +351,12 @@ def test_3d_the_respondent_salesperson_is_refused_as_handler(
 
 
 def test_the_respondents_direct_lead_may_not_handle_the_case_either(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock, handler="ddm1")  # sales1's lead
     investigation = open_task(db, case_id, "investigate")
     # named in the data but without the customer-service role: the task stays in the CS queue
-    assert inbox.get_task(db, investigation).assignee_id is None
+    assert inbox_row(db, investigation).assignee_id is None
     with pytest.raises(PermissionDeniedError):
         runtime.claim_task(db, actor("ddm1"), investigation)
     work(db, actor("cs1"), case_id, "investigate", INVESTIGATION)
@@ -369,7 +367,7 @@ def test_the_respondents_direct_lead_may_not_handle_the_case_either(
 
 
 def test_a_complaint_about_a_customer_service_colleague_goes_to_another(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(
         db, actor, frozen_clock, respondent_staff="cs2", handler=None, category="服务态度",
@@ -390,7 +388,7 @@ def test_a_complaint_about_a_customer_service_colleague_goes_to_another(
 
 
 def test_an_enquiry_is_answered_within_one_working_day(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock, request_type="咨询", id_no=None, policy_no=None)
     assert task_due(db, case_id, "answer_enquiry") == "2026-04-02" + END_OF
@@ -405,7 +403,7 @@ def test_an_enquiry_is_answered_within_one_working_day(
 
 
 def test_an_unresolved_enquiry_becomes_a_complaint_in_the_same_case(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock, request_type="咨询", id_no=None)
     answer = {
@@ -429,7 +427,7 @@ def test_an_unresolved_enquiry_becomes_a_complaint_in_the_same_case(
 
 
 def test_a_major_complaint_starts_the_dm_emergency_plan_alongside(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock, channel="来访", complainant_count=20)
     view = data(db, case_id)
@@ -448,7 +446,7 @@ def test_a_major_complaint_starts_the_dm_emergency_plan_alongside(
 
 
 def test_reminder_three_days_before_and_escalation_to_the_deputy_at_the_deadline(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock)
     frozen_clock.set(cn(4, 13, 23, 59))
@@ -479,7 +477,7 @@ def test_reminder_three_days_before_and_escalation_to_the_deputy_at_the_deadline
 
 
 def test_withdrawal_ends_the_case_as_withdrawn_and_releases_the_hold(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock, channel="来访", complainant_count=25)
     open_task(db, case_id, "emergency_plan")
@@ -498,7 +496,7 @@ def test_withdrawal_ends_the_case_as_withdrawn_and_releases_the_hold(
 
 
 def test_a_repeat_is_merged_and_new_facts_restart_the_deadline(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock)
     frozen_clock.set(cn(4, 5))
@@ -518,7 +516,7 @@ def test_a_repeat_is_merged_and_new_facts_restart_the_deadline(
 
 
 def test_review_within_30_days_by_someone_other_than_the_handler(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = register(db, actor, frozen_clock)
     work(db, actor("cs2"), case_id, "investigate", INVESTIGATION)
@@ -555,7 +553,9 @@ def test_review_within_30_days_by_someone_other_than_the_handler(
     )
 
 
-def test_a_decision_must_name_all_four_remedies(db, actor, frozen_clock: FrozenClock) -> None:
+def test_a_decision_must_name_all_four_remedies(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     case_id = register(db, actor, frozen_clock)
     work(db, actor("cs2"), case_id, "investigate", INVESTIGATION)
     frozen_clock.set(cn(4, 10))

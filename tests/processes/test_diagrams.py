@@ -135,7 +135,9 @@ def test_every_element_is_named_in_chinese_and_sits_in_a_lane(path: Path) -> Non
     assert set(nodes) <= in_lanes, f"outside every lane: {set(nodes) - in_lanes}"
     for node_id, tag in nodes.items():
         if tag.endswith("Task") or tag in ("callActivity", "subProcess"):
-            name = root.find(f".//bpmn:{tag}[@id='{node_id}']", NS).get("name", "")  # type: ignore[union-attr]
+            node = root.find(f".//bpmn:{tag}[@id='{node_id}']", NS)
+            assert node is not None
+            name = node.get("name", "")
             assert any("\u4e00" <= ch <= "\u9fff" for ch in name), f"{node_id} needs a Chinese name"
 
 

@@ -9,10 +9,10 @@ import pytest
 
 from engine import audit, case_files, runtime
 from engine.errors import InvalidInputError, PermissionDeniedError
-from engine.runtime.services import inbox, timers
+from engine.runtime.services import timers
 from engine.storage.db import Database
 from engine.timekeeping.clock import FrozenClock
-from tests.conftest import history_types, open_task, work
+from tests.conftest import ActorOf, history_types, inbox_row, open_task, work
 from tests.expense_claims import claim_data
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
@@ -26,7 +26,9 @@ def reloaded(db: Database) -> Database:
     return Database(db.url)
 
 
-def test_within_budget_rejected_revised_and_paid_with_restore_at_every_step(db, actor) -> None:
+def test_within_budget_rejected_revised_and_paid_with_restore_at_every_step(
+    db: Database, actor: ActorOf
+) -> None:
     # Acceptance scenario 4: 12,000 within budget → DDM → DM; DM rejects; revision 2; both approve; paid.
     start = runtime.start_instance(
         db, actor("sales1"), "expense_reimbursement", business_key="EXP-2026-0001"
@@ -69,7 +71,7 @@ def test_within_budget_rejected_revised_and_paid_with_restore_at_every_step(db, 
 
 @pytest.mark.parametrize(("budget", "chain"), [("50000.00", "DDM,DM,GM"), ("60000.00", "DDM,DM")])
 def test_the_budget_ledger_decides_whether_the_claim_is_within_budget(
-    db, actor, budget: str, chain: str
+    db: Database, actor: ActorOf, budget: str, chain: str
 ) -> None:
     # Acceptance scenario 4, variant: 市场推广 2026 with 41,000 spent; 12,000 needs 12,000 available
     with db.unit_of_work() as session:
@@ -96,7 +98,9 @@ def ledger(db: Database, category: str) -> tuple[str, str]:
         return line.committed, line.spent
 
 
-def test_a_claim_commits_its_amount_until_it_is_paid_or_withdrawn(db, actor) -> None:
+def test_a_claim_commits_its_amount_until_it_is_paid_or_withdrawn(
+    db: Database, actor: ActorOf
+) -> None:
     paid = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     work(db, actor("sales1"), paid.id, "submit_claim", claim_data("800.00", "培训"))
     assert ledger(db, "培训") == ("800.00", "0.00")
@@ -146,13 +150,17 @@ def test_a_claim_commits_its_amount_until_it_is_paid_or_withdrawn(db, actor) -> 
         ("20000.01", "差旅", "DDM,DM,GM"),
     ],
 )
-def test_the_dmn_approval_authority_decides_the_chain(db, actor, amount, category, chain) -> None:
+def test_the_dmn_approval_authority_decides_the_chain(
+    db: Database, actor: ActorOf, amount: str, category: str, chain: str
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     work(db, actor("sales1"), case.id, "submit_claim", claim_data(amount, category))
     assert runtime.get_instance(db, case.id).data["approval_chain"] == chain
 
 
-def test_invalid_claim_is_refused_with_field_errors_and_nothing_is_saved(db, actor) -> None:
+def test_invalid_claim_is_refused_with_field_errors_and_nothing_is_saved(
+    db: Database, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     task_id = open_task(db, case.id, "submit_claim")
     before = runtime.get_instance(db, case.id)
@@ -167,7 +175,9 @@ def test_invalid_claim_is_refused_with_field_errors_and_nothing_is_saved(db, act
     assert open_task(db, case.id, "submit_claim") == task_id
 
 
-def test_invoice_total_mismatch_sends_the_claim_back_to_the_applicant(db, actor) -> None:
+def test_invoice_total_mismatch_sends_the_claim_back_to_the_applicant(
+    db: Database, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     data = claim_data(invoices=[{"invoice_no": "A-1", "date": "2026-02-26", "amount": "100.00"}])
     work(db, actor("sales1"), case.id, "submit_claim", data)
@@ -177,7 +187,7 @@ def test_invoice_total_mismatch_sends_the_claim_back_to_the_applicant(db, actor)
 
 
 def test_the_submitter_may_not_approve_their_own_claim_and_the_attempt_is_audited(
-    db, actor
+    db: Database, actor: ActorOf
 ) -> None:
     # the claim is the general manager's own: no one above, so the GM level stays a role queue
     case = runtime.start_instance(db, actor("gm"), "expense_reimbursement")
@@ -189,12 +199,14 @@ def test_the_submitter_may_not_approve_their_own_claim_and_the_attempt_is_audite
     assert "permission_denied" in history_types(db, case.id)
 
 
-def test_a_level_the_applicant_holds_moves_up_to_their_manager(db, actor) -> None:
+def test_a_level_the_applicant_holds_moves_up_to_their_manager(
+    db: Database, actor: ActorOf
+) -> None:
     # 副经理 ddm1 claims 800: the DDM level goes to ddm1's manager, not to the peer ddm2
     case = runtime.start_instance(db, actor("ddm1"), "expense_reimbursement")
     work(db, actor("ddm1"), case.id, "submit_claim", claim_data("800.00", "办公"))
     task = open_task(db, case.id, "approve_ddm")
-    assert inbox.get_task(db, task).assignee_id == actor("dm").id
+    assert inbox_row(db, task).assignee_id == actor("dm").id
     for colleague in ("ddm1", "ddm2"):
         with pytest.raises(PermissionDeniedError):
             runtime.complete_task(db, actor(colleague), task, APPROVE)
@@ -205,12 +217,12 @@ def test_a_level_the_applicant_holds_moves_up_to_their_manager(db, actor) -> Non
     work(db, actor("dm"), case.id, "submit_claim", claim_data("12000.00", "差旅"))
     work(db, actor("ddm2"), case.id, "approve_ddm", APPROVE)
     task = open_task(db, case.id, "approve_dm")
-    assert inbox.get_task(db, task).assignee_id == actor("gm").id
+    assert inbox_row(db, task).assignee_id == actor("gm").id
     runtime.complete_task(db, actor("gm"), task, APPROVE)
     open_task(db, case.id, "finance_review")
 
 
-def test_the_cashier_cannot_review_and_a_reviewer_cannot_pay(db, actor) -> None:
+def test_the_cashier_cannot_review_and_a_reviewer_cannot_pay(db: Database, actor: ActorOf) -> None:
     from engine.people import identity
 
     with db.unit_of_work() as session:
@@ -248,7 +260,7 @@ def test_the_cashier_cannot_review_and_a_reviewer_cannot_pay(db, actor) -> None:
 
 
 def test_reminder_timer_and_working_day_deadline_fire_with_a_moved_clock(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     work(db, actor("sales1"), case.id, "submit_claim", claim_data("800.00", "办公"))
@@ -267,7 +279,7 @@ def test_reminder_timer_and_working_day_deadline_fire_with_a_moved_clock(
     assert "task_overdue" in history_types(db, case.id)
 
 
-def test_the_audit_chain_of_a_full_case_verifies(db, actor) -> None:
+def test_the_audit_chain_of_a_full_case_verifies(db: Database, actor: ActorOf) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     work(db, actor("sales1"), case.id, "submit_claim", claim_data("800.00", "办公"))
     with db.read() as session:
@@ -276,7 +288,9 @@ def test_the_audit_chain_of_a_full_case_verifies(db, actor) -> None:
     assert report.checked >= 5
 
 
-def test_the_audit_holds_the_decision_with_its_inputs_and_the_path_taken(db, actor) -> None:
+def test_the_audit_holds_the_decision_with_its_inputs_and_the_path_taken(
+    db: Database, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     work(db, actor("sales1"), case.id, "submit_claim", claim_data("12000.00", "差旅"))
     history = runtime.get_instance(db, case.id).history
@@ -298,7 +312,9 @@ def test_the_audit_holds_the_decision_with_its_inputs_and_the_path_taken(db, act
     assert budget["payload"]["result"]["available"] == "80000.00"  # the budget snapshot
 
 
-def test_an_invoice_serves_one_claim_until_that_claim_is_withdrawn(db, actor) -> None:
+def test_an_invoice_serves_one_claim_until_that_claim_is_withdrawn(
+    db: Database, actor: ActorOf
+) -> None:
     invoice = [{"invoice_no": "FP-2026-777", "date": "2026-02-26", "amount": "800.00"}]
     first = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     work(db, actor("sales1"), first.id, "submit_claim", claim_data(invoices=invoice))

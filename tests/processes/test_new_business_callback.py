@@ -10,6 +10,7 @@ may cancel (R5 第44条). Unreachable or out of time: SMS/letter and "回访失�
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from engine.storage.db import Database
 from engine.timekeeping import workdays
 from engine.timekeeping.clock import FrozenClock
 from engine.timekeeping.workdays import CHINA_TZ
-from tests.conftest import open_task, work
+from tests.conftest import ActorOf, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
 
@@ -74,7 +75,7 @@ def cn(month: int, day: int, hour: int = 10, minute: int = 0, second: int = 0) -
 
 
 def start(
-    db: Database, actor, frozen_clock: FrozenClock, data: dict[str, Any] | None = None
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock, data: dict[str, Any] | None = None
 ) -> int:
     """The sales process hands the delivered policy over on the day the receipt was signed."""
     frozen_clock.set(cn(3, 2))
@@ -91,7 +92,9 @@ def data(db: Database, case_id: int) -> dict[str, Any]:
     return dict(runtime.get_instance(db, case_id).data)
 
 
-def events(db: Database, case_id: int, kind: str, task: str | None = None) -> list[dict[str, Any]]:
+def events(
+    db: Database, case_id: int, kind: str, task: str | None = None
+) -> list[Mapping[str, Any]]:
     return [
         e
         for e in runtime.get_instance(db, case_id).history
@@ -118,7 +121,7 @@ def status(db: Database, case_id: int) -> str:
 
 
 def test_scenario_1_surrender_loss_not_understood_opens_a_15_working_day_rectification(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor, frozen_clock)
     view = runtime.get_instance(db, case_id)
@@ -186,7 +189,7 @@ def test_scenario_1_surrender_loss_not_understood_opens_a_15_working_day_rectifi
 
 
 def test_the_seller_may_never_make_the_callback_even_from_customer_service(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor, frozen_clock, SCENARIO_1 | {"seller": "cs2"})  # a CS cross-sale
     at_call_time(frozen_clock, db, 4)
@@ -208,7 +211,9 @@ def test_the_seller_may_never_make_the_callback_even_from_customer_service(
 # --------------------------------------------------------------------------- all confirmed
 
 
-def test_all_confirmed_closes_the_callback(db, actor, frozen_clock: FrozenClock) -> None:
+def test_all_confirmed_closes_the_callback(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     case_id = start(db, actor, frozen_clock, PLAIN_POLICY)
     at_call_time(frozen_clock, db, 4)
     answers = {k: v for k, v in ANSWERS.items() if k not in ("knows_pay_period_frequency",)}
@@ -221,7 +226,9 @@ def test_all_confirmed_closes_the_callback(db, actor, frozen_clock: FrozenClock)
     assert "rectify" not in {e["task_id"] for e in events(db, case_id, "task_created")}
 
 
-def test_started_after_day_2_the_call_is_due_at_once(db, actor, frozen_clock: FrozenClock) -> None:
+def test_started_after_day_2_the_call_is_due_at_once(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     frozen_clock.set(cn(3, 9))
     case_id = runtime.start_instance(db, actor("sales2"), KEY, SCENARIO_1).id
     assert open_ids(db, case_id) == ["callback"]
@@ -231,7 +238,7 @@ def test_started_after_day_2_the_call_is_due_at_once(db, actor, frozen_clock: Fr
 
 
 def test_an_issue_the_caller_flags_is_rectified_even_when_every_answer_is_yes(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor, frozen_clock, PLAIN_POLICY)
     at_call_time(frozen_clock, db, 4)
@@ -248,7 +255,7 @@ def test_an_issue_the_caller_flags_is_rectified_even_when_every_answer_is_yes(
 
 
 def test_instalment_and_recorded_policies_must_answer_their_extra_questions(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor, frozen_clock)
     at_call_time(frozen_clock, db, 4)
@@ -273,7 +280,7 @@ def test_instalment_and_recorded_policies_must_answer_their_extra_questions(
 
 
 def test_unreachable_on_three_different_days_sends_a_notice_and_fails(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor, frozen_clock)
     at_call_time(frozen_clock, db, 4)
@@ -311,7 +318,7 @@ def test_unreachable_on_three_different_days_sends_a_notice_and_fails(
 
 
 def test_a_failed_call_on_the_last_day_leaves_no_retry(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor, frozen_clock, SCENARIO_1 | {"callback_due": "2026-03-05"})
     at_call_time(frozen_clock, db, 4)
@@ -325,7 +332,7 @@ def test_a_failed_call_on_the_last_day_leaves_no_retry(
 
 
 def test_the_callback_deadline_passing_ends_it_as_failed(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor, frozen_clock)
     at_call_time(frozen_clock, db, 4)
@@ -351,7 +358,7 @@ def test_the_callback_deadline_passing_ends_it_as_failed(
 
 
 def test_a_complaint_in_the_callback_is_referred_to_p2(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor, frozen_clock, PLAIN_POLICY)
     at_call_time(frozen_clock, db, 4)
@@ -370,7 +377,7 @@ def test_a_complaint_in_the_callback_is_referred_to_p2(
 
 
 def test_a_late_rectification_is_followed_up_by_a_deputy_other_than_the_sellers_lead(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor, frozen_clock)
     at_call_time(frozen_clock, db, 4)
@@ -395,7 +402,9 @@ def test_a_late_rectification_is_followed_up_by_a_deputy_other_than_the_sellers_
     assert record["found_at"] == "2026-03-04T09:00:01+08:00"
 
 
-def test_every_attempt_is_a_separate_audited_step(db, actor, frozen_clock: FrozenClock) -> None:
+def test_every_attempt_is_a_separate_audited_step(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     case_id = start(db, actor, frozen_clock)
     at_call_time(frozen_clock, db, 4)
     work(db, actor("cs1"), case_id, "callback", NO_ANSWER)

@@ -7,6 +7,7 @@ message) → delivery → hesitation days, policy and archive records → the ne
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from engine.runtime.services import inbox, timers
 from engine.storage.db import Database
 from engine.storage.models import ArchiveItem, Policy
 from engine.timekeeping.clock import FrozenClock
-from tests.conftest import history_types, open_task, work
+from tests.conftest import ActorOf, history_types, open_task, work
 
 pytestmark = pytest.mark.usefixtures("deployed", "frozen_clock")
 
@@ -126,7 +127,7 @@ CALLBACK_INPUTS = {
     "term_years": 20,
 }
 # the sale up to signing, in order: (task, who, data)
-HAPPY = [
+HAPPY: list[tuple[str, str, Mapping[str, Any]]] = [
     ("register_lead", "sales1", LEAD),
     ("needs_analysis", "sales1", NEEDS),
     ("plan_design", "sales1", PLAN),
@@ -140,16 +141,16 @@ HAPPY = [
 ]
 
 
-def start(db: Database, actor, seller: str = "sales1") -> int:
+def start(db: Database, actor: ActorOf, seller: str = "sales1") -> int:
     return runtime.start_instance(db, actor(seller), KEY).id
 
 
 def drive(
     db: Database,
-    actor,
+    actor: ActorOf,
     case_id: int,
     until: str | None = None,
-    changes: dict[str, dict[str, Any]] | None = None,
+    changes: Mapping[str, Mapping[str, Any]] | None = None,
     seller: str = "sales1",
     first: str = "register_lead",
 ) -> None:
@@ -183,7 +184,9 @@ def data(db: Database, case_id: int) -> dict[str, Any]:
     return dict(runtime.get_instance(db, case_id).data)
 
 
-def events(db: Database, case_id: int, type_: str, task_id: str | None = None) -> list[dict]:
+def events(
+    db: Database, case_id: int, type_: str, task_id: str | None = None
+) -> list[Mapping[str, Any]]:
     return [
         e
         for e in runtime.get_instance(db, case_id).history
@@ -197,7 +200,8 @@ def submitted(db: Database, case_id: int, task_id: str) -> list[dict[str, Any]]:
 
 def decision(db: Database, case_id: int, task_id: str) -> dict[str, Any]:
     [made] = events(db, case_id, "decision_made", task_id)
-    return made["payload"]
+    payload: dict[str, Any] = made["payload"]
+    return payload
 
 
 def open_ids(db: Database, case_id: int) -> list[str]:
@@ -208,7 +212,7 @@ def open_ids(db: Database, case_id: int) -> list[str]:
 
 
 def test_scenario_1_elderly_long_term_sale_through_the_callback(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor)
     drive(db, actor, case_id, until="kyc")
@@ -281,7 +285,7 @@ def test_scenario_1_elderly_long_term_sale_through_the_callback(
     fresh = Database(db.url)  # no hot workflow: the called process is restored from storage
     assert timers.run_once(fresh) == 1
     assert role_of(fresh, case_id, "callback") == "CS"
-    answers = dict.fromkeys(CALLBACK_ANSWERS, True) | {"issue_found": False}
+    answers: dict[str, object] = {**dict.fromkeys(CALLBACK_ANSWERS, True), "issue_found": False}
     answers |= {"call_result": "接通", "call_recording_ref": "CB-0001", "customer_complains": False}
     assert work(fresh, actor("cs1"), case_id, "callback", answers).status == runtime.COMPLETED
     fresh.dispose()
@@ -311,7 +315,7 @@ CALLBACK_ANSWERS = [
     ],
 )
 def test_policy_and_business_archive_are_recorded_at_delivery(
-    db, actor, plan: dict[str, Any], term: int | None, retention: str | None
+    db: Database, actor: ActorOf, plan: dict[str, Any], term: int | None, retention: str | None
 ) -> None:
     case_id = start(db, actor)
     drive(db, actor, case_id, changes={"plan_design": {**PLAN, **plan}})
@@ -336,7 +340,9 @@ def test_policy_and_business_archive_are_recorded_at_delivery(
 # --------------------------------------------------------------------------- plan review loop
 
 
-def test_rejected_plans_go_back_to_design_and_every_round_is_counted(db, actor) -> None:
+def test_rejected_plans_go_back_to_design_and_every_round_is_counted(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = start(db, actor)
     drive(db, actor, case_id, until="plan_review")
     reject = {**REVIEW_OK, "plan_approved": False, "plan_review_comment": "超出授权区域"}
@@ -356,7 +362,9 @@ def test_rejected_plans_go_back_to_design_and_every_round_is_counted(db, actor) 
     assert open_ids(db, case_id) == ["disclosure"]
 
 
-def test_nobody_reviews_their_own_sale_and_only_the_seller_works_it(db, actor) -> None:
+def test_nobody_reviews_their_own_sale_and_only_the_seller_works_it(
+    db: Database, actor: ActorOf
+) -> None:
     with db.unit_of_work() as session:
         identity.create_user(
             session, "sales_ops", "销售兼运营", password="x", roles=["SALES", "OPS"]
@@ -384,7 +392,9 @@ def test_nobody_reviews_their_own_sale_and_only_the_seller_works_it(db, actor) -
 # --------------------------------------------------------------------------- disclosure, risk test
 
 
-def test_disclosure_must_match_the_plan_and_every_item_is_confirmed(db, actor) -> None:
+def test_disclosure_must_match_the_plan_and_every_item_is_confirmed(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = start(db, actor)
     drive(db, actor, case_id, until="disclosure")
     with pytest.raises(InvalidInputError) as refused:
@@ -401,9 +411,9 @@ def test_disclosure_must_match_the_plan_and_every_item_is_confirmed(db, actor) -
     assert open_ids(db, case_id) == ["kyc"]
 
 
-def test_participating_products_need_the_risk_tolerance_test(db, actor) -> None:
+def test_participating_products_need_the_risk_tolerance_test(db: Database, actor: ActorOf) -> None:
     case_id = start(db, actor)
-    changes = {
+    changes: dict[str, dict[str, Any]] = {
         "needs_analysis": {**NEEDS, "needs": ["年金"]},
         "plan_design": {**PLAN, "category": "分红", "product_code": "PAR-10"},
     }
@@ -417,9 +427,9 @@ def test_participating_products_need_the_risk_tolerance_test(db, actor) -> None:
 # --------------------------------------------------------------------------- acceptance scenario 2
 
 
-def unaffordable(db, actor) -> int:
+def unaffordable(db: Database, actor: ActorOf) -> int:
     case_id = start(db, actor)
-    changes = {
+    changes: dict[str, dict[str, Any]] = {
         "needs_analysis": {**NEEDS, "affordable_annual_premium": "3000"},
         "plan_design": {**PLAN, "premium": "9000"},
     }
@@ -436,7 +446,7 @@ WALKS = {
 INSISTS = {**WALKS, "customer_insists": True, "risks_explained": "是"}
 
 
-def test_scenario_2_insisting_needs_the_own_will_attachment(db, actor) -> None:
+def test_scenario_2_insisting_needs_the_own_will_attachment(db: Database, actor: ActorOf) -> None:
     case_id = unaffordable(db, actor)
     with pytest.raises(InvalidInputError) as refused:
         work(db, actor("sales1"), case_id, "advise_stop", INSISTS)
@@ -457,7 +467,9 @@ def test_scenario_2_insisting_needs_the_own_will_attachment(db, actor) -> None:
     assert gateway["payload"]["to"] == ["kyc"]
 
 
-def test_scenario_2_a_customer_who_does_not_insist_is_not_sold(db, actor) -> None:
+def test_scenario_2_a_customer_who_does_not_insist_is_not_sold(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = unaffordable(db, actor)
     assert work(db, actor("sales1"), case_id, "advise_stop", WALKS).status == runtime.COMPLETED
     [done] = events(db, case_id, "instance_completed")
@@ -477,7 +489,7 @@ def test_scenario_2_a_customer_who_does_not_insist_is_not_sold(db, actor) -> Non
     ],
 )
 def test_a_kyc_failure_ends_the_sale_and_notifies_the_deputy_manager(
-    db, actor, kyc: dict[str, Any], review: dict[str, Any] | None
+    db: Database, actor: ActorOf, kyc: dict[str, Any], review: dict[str, Any] | None
 ) -> None:
     case_id = start(db, actor)
     drive(db, actor, case_id, until="kyc")
@@ -489,14 +501,15 @@ def test_a_kyc_failure_ends_the_sale_and_notifies_the_deputy_manager(
     assert work(db, actor("ddm1"), case_id, "notify_ddm_kyc").status == runtime.COMPLETED
     final = data(db, case_id)
     assert final["sale_outcome"] == "身份核实未通过"
-    assert final["kyc_failure"] == (kyc.get("verify_note") or review["kyc_review_comment"])
+    reason = kyc["verify_note"] if review is None else review["kyc_review_comment"]
+    assert final["kyc_failure"] == reason
     assert "customer_file_result" not in final
 
 
 # --------------------------------------------------------------------------- health, recording
 
 
-def test_a_younger_applicant_signs_without_a_recording(db, actor) -> None:
+def test_a_younger_applicant_signs_without_a_recording(db: Database, actor: ActorOf) -> None:
     case_id = start(db, actor)
     younger = {**KYC, "id_no": "110101197001010016", "birth_date": "1970-01-01"}
     drive(db, actor, case_id, until="recording", changes={"kyc": younger})
@@ -506,10 +519,15 @@ def test_a_younger_applicant_signs_without_a_recording(db, actor) -> None:
     assert data(db, case_id)["recorded"] is False
 
 
-def test_motor_insurance_skips_health_and_gets_a_30_day_service_callback(db, actor) -> None:
+def test_motor_insurance_skips_health_and_gets_a_30_day_service_callback(
+    db: Database, actor: ActorOf
+) -> None:
     case_id = start(db, actor)
     motor = {**PLAN, "category": "车险", "term_years": 1, "pay_mode": "趸缴", "pay_years": None}
-    changes = {"needs_analysis": {**NEEDS, "needs": ["车辆"]}, "plan_design": motor}
+    changes: dict[str, dict[str, Any]] = {
+        "needs_analysis": {**NEEDS, "needs": ["车辆"]},
+        "plan_design": motor,
+    }
     short = {**DISCLOSURE, "term_over_one_year": False}
     drive(db, actor, case_id, until="disclosure", changes=changes)
     work(db, actor("sales1"), case_id, "disclosure", short)
@@ -529,7 +547,7 @@ def test_motor_insurance_skips_health_and_gets_a_30_day_service_callback(db, act
 
 
 def test_insurer_sla_timers_escalate_without_interrupting_the_wait(
-    db, actor, frozen_clock: FrozenClock
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
     case_id = start(db, actor)
     drive(db, actor, case_id)
@@ -557,7 +575,9 @@ def test_insurer_sla_timers_escalate_without_interrupting_the_wait(
     assert open_ids(db, case_id) == ["issuance"]
 
 
-def test_a_medical_exam_rearms_the_decision_deadline(db, actor, frozen_clock) -> None:
+def test_a_medical_exam_rearms_the_decision_deadline(
+    db: Database, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     case_id = start(db, actor)
     drive(db, actor, case_id)
     exam = {"underwriting_result": "体检", "exam_report_date": "2026-03-02"}
@@ -573,7 +593,7 @@ def test_a_medical_exam_rearms_the_decision_deadline(db, actor, frozen_clock) ->
     assert open_ids(db, case_id) == ["issuance"]
 
 
-def test_a_declined_application_is_explained_to_the_customer(db, actor) -> None:
+def test_a_declined_application_is_explained_to_the_customer(db: Database, actor: ActorOf) -> None:
     case_id = start(db, actor)
     drive(db, actor, case_id)
     with pytest.raises(InvalidInputError):

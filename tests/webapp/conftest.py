@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Protocol
 
+import pluggy
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -29,19 +31,29 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
+class UserClient(FlaskClient):
+    """A test client with a demo user's session; ``csrf`` is the session's CSRF token."""
+
+    csrf: str
+
+
+Login = Callable[[str], UserClient]
+"""The ``login`` fixture: ``login("sales1")`` is a client logged in as that demo user."""
+
+
 @pytest.fixture
-def login(app: Flask) -> Callable[[str], FlaskClient]:
+def login(app: Flask) -> Login:
     """``login("sales1")``: a client with that demo user's session (and its CSRF token)."""
 
-    def _login(username: str) -> FlaskClient:
-        client = app.test_client()
+    def _login(username: str) -> UserClient:
+        client = UserClient(app, app.response_class, use_cookies=True)
         token = csrf_token(client.get("/login").get_data(as_text=True))
         response = client.post(
             "/login",
             data={"username": username, "password": f"{username}-demo-2026", "csrf_token": token},
         )
         assert response.status_code == 302, response.get_data(as_text=True)
-        client.csrf = token  # type: ignore[attr-defined]
+        client.csrf = token
         return client
 
     return _login
@@ -65,7 +77,9 @@ def live_server(app: Flask) -> Iterator[str]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
@@ -74,8 +88,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             page.screenshot(path=str(ARTIFACTS / f"{item.name}-{number}.png"), full_page=True)
 
 
+class NewPage(Protocol):
+    """The ``new_page`` fixture: ``new_page("sales1")`` is a browser page logged in as them."""
+
+    def __call__(self, username: str | None = None) -> Page: ...
+
+
 @pytest.fixture
-def new_page(browser: Browser, live_server: str, request: pytest.FixtureRequest):
+def new_page(
+    browser: Browser, live_server: str, request: pytest.FixtureRequest
+) -> Iterator[NewPage]:
     """``new_page("sales1")``: a page in a context of its own, logged in; screenshots on failure."""
     contexts: list[BrowserContext] = []
     request.node.pages = []

@@ -8,12 +8,15 @@ import pytest
 from flask import Flask
 
 from engine.people import api_tokens
+from engine.storage.db import Database
+from tests.conftest import ActorOf
 from tests.expense_claims import claim_data
+from tests.webapp.conftest import Login
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
-def token_for(login, username: str) -> str:
+def token_for(login: Login, username: str) -> str:
     client = login(username)
     page = client.post("/settings/tokens", data={"name": "脚本", "csrf_token": client.csrf})
     assert page.status_code == 201
@@ -43,7 +46,7 @@ def test_without_a_valid_token_the_api_refuses(app: Flask) -> None:
     assert refused.get_json()["message"]
 
 
-def test_a_claim_goes_from_start_to_approval_through_the_api(app: Flask, login) -> None:
+def test_a_claim_goes_from_start_to_approval_through_the_api(app: Flask, login: Login) -> None:
     client = app.test_client()
     sales, ddm = token_for(login, "sales1"), token_for(login, "ddm1")
     started = client.post(
@@ -88,7 +91,9 @@ def test_a_claim_goes_from_start_to_approval_through_the_api(app: Flask, login) 
     )
 
 
-def test_a_revoked_token_stops_working(app: Flask, login, db, actor) -> None:
+def test_a_revoked_token_stops_working(
+    app: Flask, login: Login, db: Database, actor: ActorOf
+) -> None:
     token = token_for(login, "ops1")
     client = app.test_client()
     assert client.get("/api/v1/tasks", headers=bearer(token)).status_code == 200

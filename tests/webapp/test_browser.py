@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from engine import runtime
-from tests.conftest import history_types, open_task
+from engine.storage.db import Database
+from tests.conftest import ActorOf, history_types, open_task
 from tests.expense_claims import claim_data
 from tests.processes.test_sales import drive, start
+from tests.webapp.conftest import NewPage
 
 pytestmark = [
     pytest.mark.browser,
@@ -19,7 +21,7 @@ pytestmark = [
 ]
 
 
-def fill_claim(page, purpose: str) -> None:
+def fill_claim(page: Page, purpose: str) -> None:
     data = claim_data()
     page.fill("#cost_center", data["cost_center"])
     page.select_option("#category", data["category"])
@@ -30,13 +32,13 @@ def fill_claim(page, purpose: str) -> None:
     for column in ("invoice_no", "date", "amount"):
         page.fill(f"#invoices-0-{column}", row[column])
     page.fill("#payee_account", data["payee_account"])
-    page.set_input_files(
-        "#attachments",
-        files=[{"name": "发票.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7\n%%EOF\n"}],
-    )
+    invoice = FilePayload(name="发票.pdf", mimeType="application/pdf", buffer=b"%PDF-1.7\n%%EOF\n")
+    page.set_input_files("#attachments", files=[invoice])
 
 
-def test_a_claim_is_started_corrected_and_lands_in_the_approvers_queue_live(new_page) -> None:
+def test_a_claim_is_started_corrected_and_lands_in_the_approvers_queue_live(
+    new_page: NewPage,
+) -> None:
     approver = new_page("ddm1")
     approver.click("text=待认领")
     expect(approver.locator("#count-claimable")).to_have_text("0")
@@ -63,7 +65,9 @@ def test_a_claim_is_started_corrected_and_lands_in_the_approvers_queue_live(new_
     expect(approver.locator(".flash")).to_contain_text("任务已完成")
 
 
-def test_a_sale_is_started_corrected_and_reaches_operations_without_a_reload(new_page) -> None:
+def test_a_sale_is_started_corrected_and_reaches_operations_without_a_reload(
+    new_page: NewPage,
+) -> None:
     operations = new_page("ops1")
     operations.click("text=待认领")
     expect(operations.locator("#count-claimable")).to_have_text("0")
@@ -120,7 +124,7 @@ def test_a_sale_is_started_corrected_and_reaches_operations_without_a_reload(new
 
 
 def test_a_task_of_another_role_is_refused_by_url_and_the_attempt_audited(
-    db, actor, new_page
+    db: Database, actor: ActorOf, new_page: NewPage
 ) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
@@ -138,7 +142,7 @@ def test_a_task_of_another_role_is_refused_by_url_and_the_attempt_audited(
     assert history_types(db, case.id)[-1] == "permission_denied"
 
 
-def test_the_language_switch_works_and_is_remembered(new_page) -> None:
+def test_the_language_switch_works_and_is_remembered(new_page: NewPage) -> None:
     page = new_page("cs1")
     expect(page.get_by_role("link", name="我的任务")).to_be_visible()
     page.get_by_role("button", name="English").click()
@@ -147,7 +151,9 @@ def test_the_language_switch_works_and_is_remembered(new_page) -> None:
     expect(page.get_by_role("heading", name="Start a process")).to_be_visible()
 
 
-def test_the_diagram_highlights_the_current_task(db, actor, new_page) -> None:
+def test_the_diagram_highlights_the_current_task(
+    db: Database, actor: ActorOf, new_page: NewPage
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
     page = new_page("sales1")
@@ -157,7 +163,9 @@ def test_the_diagram_highlights_the_current_task(db, actor, new_page) -> None:
     expect(page.locator('#diagram [data-element-id="submit_claim"].done')).to_be_attached()
 
 
-def test_a_conditional_field_shows_only_while_its_condition_holds(db, actor, new_page) -> None:
+def test_a_conditional_field_shows_only_while_its_condition_holds(
+    db: Database, actor: ActorOf, new_page: NewPage
+) -> None:
     case_id = start(db, actor)
     drive(db, actor, case_id, until="kyc")
     page = new_page("sales1")

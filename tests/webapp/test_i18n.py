@@ -18,5 +18,5 @@ def test_every_text_of_the_pages_is_translated_to_english() -> None:
     }
     with (WEBAPP / "translations/en/LC_MESSAGES/messages.po").open("rb") as source:
         catalogue = read_po(source)
-    missing = sorted(t for t in texts if not (catalogue.get(t) and catalogue.get(t).string))
+    missing = sorted(t for t in texts if not ((entry := catalogue.get(t)) and entry.string))
     assert missing == [], "add these to webapp/translations/en/LC_MESSAGES/messages.po"

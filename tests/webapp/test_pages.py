@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -12,16 +14,18 @@ from engine.config import Settings
 from engine.errors import PermissionDeniedError
 from engine.people import api_tokens
 from engine.runtime.services import inbox
-from tests.conftest import history_types, open_task
+from engine.storage.db import Database
+from engine.timekeeping.clock import FrozenClock
+from tests.conftest import ActorOf, history_types, inbox_row, open_task
 from tests.expense_claims import claim_data
 from tests.processes.test_sales import LEAD
-from tests.webapp.conftest import csrf_token
+from tests.webapp.conftest import Login, csrf_token
 from webapp import create_app
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
 
 
-def form_of(data: dict) -> dict[str, str]:
+def form_of(data: Mapping[str, Any]) -> dict[str, object]:
     """A claim as the browser posts it: table cells by row, lists repeated."""
     flat: dict[str, object] = {}
     for key, value in data.items():
@@ -58,7 +62,7 @@ def test_a_wrong_password_is_refused_and_a_right_one_opens_the_inbox(app: Flask)
     assert "冯客服" in page
 
 
-def test_a_form_without_its_csrf_token_is_refused(login) -> None:
+def test_a_form_without_its_csrf_token_is_refused(login: Login) -> None:
     client = login("sales1")
     response = client.post("/start/expense_reimbursement")
     assert response.status_code == 400
@@ -75,7 +79,9 @@ def test_a_next_parameter_never_leaves_the_site(app: Flask) -> None:
     assert response.headers["Location"] == "/"
 
 
-def test_start_fill_wrongly_fix_and_the_approver_finds_it_in_the_queue(db, login, actor) -> None:
+def test_start_fill_wrongly_fix_and_the_approver_finds_it_in_the_queue(
+    db: Database, login: Login, actor: ActorOf
+) -> None:
     sales = login("sales1")
     catalogue = sales.get("/start").get_data(as_text=True)
     assert "费用报销" in catalogue
@@ -106,7 +112,9 @@ def test_start_fill_wrongly_fix_and_the_approver_finds_it_in_the_queue(db, login
     assert open_task(db, case_id, "finance_review")
 
 
-def test_another_roles_task_is_refused_by_url_and_the_attempt_audited(db, login, actor) -> None:
+def test_another_roles_task_is_refused_by_url_and_the_attempt_audited(
+    db: Database, login: Login, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
     task_id = open_task(db, case.id, "approve_ddm")
@@ -116,7 +124,9 @@ def test_another_roles_task_is_refused_by_url_and_the_attempt_audited(db, login,
     assert history_types(db, case.id)[-1] == "permission_denied"
 
 
-def test_a_task_completed_a_second_earlier_shows_who_did_it(db, login, actor) -> None:
+def test_a_task_completed_a_second_earlier_shows_who_did_it(
+    db: Database, login: Login, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
     task_id = open_task(db, case.id, "approve_ddm")
@@ -130,7 +140,7 @@ def test_a_task_completed_a_second_earlier_shows_who_did_it(db, login, actor) ->
     assert "ddm1" in late.get_data(as_text=True)
 
 
-def test_the_language_switch_is_remembered(login) -> None:
+def test_the_language_switch_is_remembered(login: Login) -> None:
     client = login("cs1")
     assert "我的任务" in client.get("/").get_data(as_text=True)
     client.post("/language", data={"language": "en", "next": "/", "csrf_token": client.csrf})
@@ -139,7 +149,7 @@ def test_the_language_switch_is_remembered(login) -> None:
     assert "我的任务" not in page
 
 
-def test_my_cases_show_where_each_waits(db, login, actor) -> None:
+def test_my_cases_show_where_each_waits(db: Database, login: Login, actor: ActorOf) -> None:
     case = runtime.start_instance(
         db, actor("sales1"), "expense_reimbursement", business_key="EXP-9"
     )
@@ -163,7 +173,7 @@ def test_logins_are_rate_limited(app: Flask) -> None:
     assert codes[10:] == [429, 429]
 
 
-def test_a_saved_filter_follows_its_owner(login) -> None:
+def test_a_saved_filter_follows_its_owner(login: Login) -> None:
     client = login("ddm1")
     client.post(
         "/filters",
@@ -176,7 +186,9 @@ def test_a_saved_filter_follows_its_owner(login) -> None:
     assert "我的本周" not in login("ddm2").get("/").get_data(as_text=True)
 
 
-def test_a_task_is_delegated_to_a_colleague_with_the_same_role(db, login, actor) -> None:
+def test_a_task_is_delegated_to_a_colleague_with_the_same_role(
+    db: Database, login: Login, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
     task_id = open_task(db, case.id, "approve_ddm")
@@ -185,7 +197,7 @@ def test_a_task_is_delegated_to_a_colleague_with_the_same_role(db, login, actor)
     page = client.get(f"/tasks/{task_id}").get_data(as_text=True)
     assert 'option value="ddm2"' in page
     client.post(f"/tasks/{task_id}/delegate", data={"to": "ddm2", "csrf_token": client.csrf})
-    assert inbox.get_task(db, task_id).assignee_id == actor("ddm2").id
+    assert inbox_row(db, task_id).assignee_id == actor("ddm2").id
 
 
 def test_front_end_packages_come_from_node_modules_and_nothing_else(app: Flask) -> None:
@@ -202,7 +214,9 @@ def test_front_end_packages_come_from_node_modules_and_nothing_else(app: Flask) 
     assert status("/assets/bpmn-js/../../../package.json") == 404
 
 
-def test_the_case_diagram_knows_what_is_done_and_what_waits(db, login, actor) -> None:
+def test_the_case_diagram_knows_what_is_done_and_what_waits(
+    db: Database, login: Login, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
     diagram = login("sales1").get(f"/cases/{case.id}/diagram").get_json()
@@ -212,7 +226,7 @@ def test_the_case_diagram_knows_what_is_done_and_what_waits(db, login, actor) ->
     assert login("cs1").get(f"/cases/{case.id}/diagram").status_code == 403
 
 
-def test_the_inbox_refreshes_its_list_and_counts_in_place(login) -> None:
+def test_the_inbox_refreshes_its_list_and_counts_in_place(login: Login) -> None:
     client = login("ddm1")
     partial = client.get("/?tab=claimable", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "<html" not in partial
@@ -233,7 +247,7 @@ def test_the_inbox_refreshes_its_list_and_counts_in_place(login) -> None:
     ],
 )
 def test_each_role_sees_and_may_start_only_its_own_processes(
-    db, login, username: str, may_start: set[str], may_not_start: set[str]
+    db: Database, login: Login, username: str, may_start: set[str], may_not_start: set[str]
 ) -> None:
     client = login(username)
     page = client.get("/start").get_data(as_text=True)
@@ -249,7 +263,7 @@ def test_each_role_sees_and_may_start_only_its_own_processes(
     "username",
     ["dm", "ddm1", "ops1", "sales1", "cs1", "acc1", "cash1", "arc1", "cmp1", "hr1", "gm", "po1"],
 )
-def test_every_role_has_its_inbox_cases_and_settings(login, username: str) -> None:
+def test_every_role_has_its_inbox_cases_and_settings(login: Login, username: str) -> None:
     client = login(username)
     for path in (
         "/",
@@ -263,7 +277,9 @@ def test_every_role_has_its_inbox_cases_and_settings(login, username: str) -> No
         assert client.get(path).status_code == 200, path
 
 
-def test_times_and_amounts_are_written_the_readers_way(db, login, actor) -> None:
+def test_times_and_amounts_are_written_the_readers_way(
+    db: Database, login: Login, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
     client = login("ddm1")
@@ -275,7 +291,9 @@ def test_times_and_amounts_are_written_the_readers_way(db, login, actor) -> None
     assert "CN¥800.00" in client.get(f"/cases/{case.id}").get_data(as_text=True)
 
 
-def test_the_inbox_filters_by_process_and_by_task_name(db, login, actor) -> None:
+def test_the_inbox_filters_by_process_and_by_task_name(
+    db: Database, login: Login, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement", business_key="E-7")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
     client = login("ddm1")
@@ -287,7 +305,9 @@ def test_the_inbox_filters_by_process_and_by_task_name(db, login, actor) -> None
     assert "E-7" not in client.get("/?tab=claimable&q=财务审核").get_data(as_text=True)
 
 
-def test_a_task_due_within_a_day_is_marked(db, login, actor, frozen_clock) -> None:
+def test_a_task_due_within_a_day_is_marked(
+    db: Database, login: Login, actor: ActorOf, frozen_clock: FrozenClock
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "submit_claim"), claim_data())
     client = login("ddm1")
@@ -298,7 +318,7 @@ def test_a_task_due_within_a_day_is_marked(db, login, actor, frozen_clock) -> No
     assert "已超期" in client.get("/?tab=claimable").get_data(as_text=True)
 
 
-def test_session_cookies_are_secure_when_served_over_https(db) -> None:
+def test_session_cookies_are_secure_when_served_over_https(db: Database) -> None:
     app = create_app(Settings(database_url=db.url, secret_key="s", https=True), db=db)
     cookie = app.test_client().get("/login", base_url="https://localhost").headers["Set-Cookie"]
     assert "Secure" in cookie
@@ -306,7 +326,9 @@ def test_session_cookies_are_secure_when_served_over_https(db) -> None:
     assert "SameSite=Lax" in cookie
 
 
-def test_a_case_is_named_after_its_customer_and_found_by_that_name(db, login, actor) -> None:
+def test_a_case_is_named_after_its_customer_and_found_by_that_name(
+    db: Database, login: Login, actor: ActorOf
+) -> None:
     case = runtime.start_instance(db, actor("sales1"), "sales")
     runtime.complete_task(db, actor("sales1"), open_task(db, case.id, "register_lead"), LEAD)
     assert runtime.get_instance(db, case.id).summary.title == "客户开发与销售 · 王秀英"
@@ -329,7 +351,9 @@ def test_no_next_parameter_leaves_the_site(app: Flask, target: str) -> None:
     assert (response.status_code, response.headers["Location"]) == (302, "/")
 
 
-def test_a_password_change_ends_every_other_session_and_api_token(db, login, actor) -> None:
+def test_a_password_change_ends_every_other_session_and_api_token(
+    db: Database, login: Login, actor: ActorOf
+) -> None:
     elsewhere = login("ops2")
     token = api_tokens.create(db, actor("ops2"), "script")
     here = login("ops2")

@@ -8,8 +8,10 @@ import io
 import pytest
 
 from engine import runtime
-from tests.conftest import history_types, open_task
+from engine.storage.db import Database
+from tests.conftest import ActorOf, history_types, open_task
 from tests.expense_claims import claim_data
+from tests.webapp.conftest import Login
 from tests.webapp.test_pages import form_of
 
 pytestmark = pytest.mark.usefixtures("frozen_clock")
@@ -17,12 +19,14 @@ pytestmark = pytest.mark.usefixtures("frozen_clock")
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
 
-def started(db, actor) -> tuple[int, int]:
+def started(db: Database, actor: ActorOf) -> tuple[int, int]:
     case = runtime.start_instance(db, actor("sales1"), "expense_reimbursement")
     return case.id, open_task(db, case.id, "submit_claim")
 
 
-def test_a_draft_keeps_what_was_typed_for_its_author_only(db, actor, login) -> None:
+def test_a_draft_keeps_what_was_typed_for_its_author_only(
+    db: Database, actor: ActorOf, login: Login
+) -> None:
     _case, task_id = started(db, actor)
     client = login("sales1")
     saved = client.post(
@@ -40,7 +44,9 @@ def test_a_draft_keeps_what_was_typed_for_its_author_only(db, actor, login) -> N
     assert open_task(db, _case, "submit_claim") == task_id  # still open: a draft completes nothing
 
 
-def test_files_are_uploaded_with_the_form_and_read_back_by_the_case(db, actor, login) -> None:
+def test_files_are_uploaded_with_the_form_and_read_back_by_the_case(
+    db: Database, actor: ActorOf, login: Login
+) -> None:
     case_id, task_id = started(db, actor)
     client = login("sales1")
     data = form_of(claim_data())
@@ -60,7 +66,9 @@ def test_files_are_uploaded_with_the_form_and_read_back_by_the_case(db, actor, l
     assert login("cs1").get(f"/files/{digest}").status_code == 403
 
 
-def test_a_file_that_is_not_what_it_claims_is_refused_and_the_input_kept(db, actor, login) -> None:
+def test_a_file_that_is_not_what_it_claims_is_refused_and_the_input_kept(
+    db: Database, actor: ActorOf, login: Login
+) -> None:
     _case_id, task_id = started(db, actor)
     client = login("sales1")
     data = form_of(claim_data())
@@ -74,7 +82,7 @@ def test_a_file_that_is_not_what_it_claims_is_refused_and_the_input_kept(db, act
     assert "6222020200112233445" in html
 
 
-def test_a_comment_goes_into_the_case_history(db, actor, login) -> None:
+def test_a_comment_goes_into_the_case_history(db: Database, actor: ActorOf, login: Login) -> None:
     case_id, _task_id = started(db, actor)
     client = login("sales1")
     client.post(
@@ -89,7 +97,9 @@ def test_a_comment_goes_into_the_case_history(db, actor, login) -> None:
     assert refused.status_code == 403
 
 
-def test_the_same_file_attached_to_two_cases_opens_from_either(db, actor, login) -> None:
+def test_the_same_file_attached_to_two_cases_opens_from_either(
+    db: Database, actor: ActorOf, login: Login
+) -> None:
     digest = hashlib.sha256(PDF).hexdigest()
     cases = []
     for seller in ("sales1", "sales2"):
@@ -113,6 +123,6 @@ def test_the_same_file_attached_to_two_cases_opens_from_either(db, actor, login)
     assert approver.get(f"/files/{digest}").status_code == 200
 
 
-def _start_as(db, actor, seller: str) -> tuple[int, int]:
+def _start_as(db: Database, actor: ActorOf, seller: str) -> tuple[int, int]:
     case = runtime.start_instance(db, actor(seller), "expense_reimbursement")
     return case.id, open_task(db, case.id, "submit_claim")

@@ -792,11 +792,16 @@ def test_acceptance_scenario_1_from_the_submitted_forms(db: Database) -> None:
     assert result["callback_due_days"] == 13
 
 
-def test_insurer_deadlines_are_deadline_specs_the_engine_understands() -> None:
+def test_every_insurer_deadline_is_a_deadline_the_engine_can_count() -> None:
     [(_id, table)] = bpmn.dmn_tables(dmn_text("insurer_sla"), "insurer_sla.dmn")
+    assert table.rules
     for rule in table.rules:
-        for entry in rule.outputEntries:
-            workdays.parse_deadline_spec(sandbox.evaluate(entry.text, {}))
+        specs = [sandbox.evaluate(entry.text, {}) for entry in rule.outputEntries]
+        assert len(specs) == len(table.outputs), rule.id  # each rule sets every deadline
+        for spec in specs:
+            amount, unit = workdays.parse_deadline_spec(spec)  # raises for what it cannot read
+            assert amount > 0, (rule.id, spec)
+            assert unit in ("workdays", "days"), (rule.id, spec)  # the regulation counts days
 
 
 @pytest.mark.parametrize(

@@ -524,7 +524,9 @@ DEADLINES = [
 
 
 @pytest.mark.parametrize(("data", "expected"), DEADLINES)
-def test_complaint_deadline(db: Database, data: dict[str, Any], expected: dict[str, Any]) -> None:
+def test_the_complaint_deadline_follows_the_request_type_and_complexity(
+    db: Database, data: dict[str, Any], expected: dict[str, Any]
+) -> None:
     result = decide(db, "complaint_deadline", data)
     assert {name: result[name] for name in expected} == expected
 
@@ -540,7 +542,7 @@ def test_complaint_deadline_covers_every_complaint(db: Database) -> None:
                 assert "extension_chain" in result, (request_type, complexity, life)
 
 
-def test_acceptance_scenario_3_deadlines(db: Database) -> None:
+def test_acceptance_scenario_3_deadlines_fall_on_the_specified_dates(db: Database) -> None:
     """Received 2026-04-01: simple → reminder 04-13, an SMS decision on 04-10 is in time;
     complex → DDM extends to 05-01; especially complex → GM approval and notice, day 60."""
     received = date(2026, 4, 1)
@@ -575,7 +577,9 @@ MAJOR = [
 
 
 @pytest.mark.parametrize(("data", "major"), MAJOR)
-def test_major_complaint(db: Database, data: dict[str, Any], major: bool) -> None:
+def test_a_complaint_is_major_for_20_in_person_a_disaster_or_a_regulators_designation(
+    db: Database, data: dict[str, Any], major: bool
+) -> None:
     result = decide(db, "major_complaint", data)
     assert result["major_complaint"] is major
     assert result["notify_role"] == ("DM" if major else None)
@@ -649,7 +653,9 @@ def test_archive_retention_takes_the_longest_with_its_start_event(db: Database) 
     "document_type",
     ["年度财务报告", "会计档案保管清册", "档案销毁清册", "会计档案鉴定意见书", "管理文件（永久）"],
 )
-def test_archive_retention_permanent(db: Database, document_type: str) -> None:
+def test_reports_registers_and_permanent_files_are_kept_permanently(
+    db: Database, document_type: str
+) -> None:
     result = decide(db, "archive_retention", item(document_type))
     assert result["permanent"] == [True]
     assert max(result["retention_months"]) == PERMANENT_MONTHS
@@ -718,7 +724,7 @@ ACCESS = [
 
 
 @pytest.mark.parametrize(("data", "chain", "exceptional"), ACCESS)
-def test_archive_access_authority(
+def test_archive_access_needs_the_approvals_its_category_and_mode_call_for(
     db: Database, data: dict[str, Any], chain: str, exceptional: bool
 ) -> None:
     result = decide(db, "archive_access_authority", data)
