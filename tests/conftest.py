@@ -93,6 +93,7 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
         tables = ", ".join(
             f'"{t}"'
             for t in (
+                "login_session",
                 "saved_filter",
                 "task_draft",
                 "attachment_use",

@@ -36,14 +36,15 @@ PUBLIC_ENDPOINTS = frozenset(
 
 
 class SessionUser(UserMixin):  # type: ignore[misc]
-    """The logged-in person as Flask-Login sees them; ``actor`` is what the engine takes."""
+    """The logged-in person as Flask-Login sees them: ``actor`` is what the engine takes,
+    ``secret`` their login session's (kept in the cookie; the server decides if it is live)."""
 
-    def __init__(self, actor: Actor, stamp: str):
+    def __init__(self, actor: Actor, secret: str):
         self.actor = actor
-        self.stamp = stamp
+        self.secret = secret
 
     def get_id(self) -> str:
-        return f"{self.actor.id}:{self.stamp}"
+        return self.secret
 
 
 def db() -> Database:
@@ -72,13 +73,9 @@ def limit_logins(app: Flask) -> None:
 
 
 @login_manager.user_loader  # type: ignore[misc]
-def _load_user(user_id: str) -> SessionUser | None:
-    number, _, stamp = user_id.partition(":")
-    if not number.isdigit() or not stamp:
-        return None
-    with db().read() as session:
-        found = identity.active_actor(session, int(number), stamp)
-    return SessionUser(found, stamp) if found is not None else None
+def _load_user(secret: str) -> SessionUser | None:
+    found = identity.session_actor(db(), secret)
+    return SessionUser(found, secret) if found is not None else None
 
 
 def _require_login() -> ResponseReturnValue | None:
@@ -97,7 +94,7 @@ def login() -> ResponseReturnValue:
         who = identity.authenticate(db(), username, request.form.get("password", ""))
     except PermissionDeniedError as exc:
         return render_template("login.html", username=username, error=engine_text(exc)), 401
-    login_user(SessionUser(who, identity.session_stamp(db(), who.id)))
+    login_user(SessionUser(who.actor, who.session))
     return redirect(_safe_next(request.args.get("next")))
 
 
@@ -107,6 +104,8 @@ def _safe_next(target: str | None) -> str:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    user: SessionUser = current_user  # type: ignore[assignment]
+    identity.log_out(db(), user.secret)
     logout_user()
     return redirect(url_for("auth.login"))
 
@@ -116,7 +115,7 @@ def password() -> ResponseReturnValue:
     errors: dict[str, Any] = {}
     if request.method == "POST":
         try:
-            identity.change_password(
+            secret = identity.change_password(
                 db(), actor(), request.form.get("current", ""), request.form.get("new", "")
             )
         except InvalidInputError as exc:
@@ -124,7 +123,7 @@ def password() -> ResponseReturnValue:
         except PermissionDeniedError as exc:
             errors = {"current": [engine_text(exc)]}
         else:  # this session goes on under the new password; every other one has ended
-            login_user(SessionUser(actor(), identity.session_stamp(db(), actor().id)))
+            login_user(SessionUser(actor(), secret))
             flash(_("密码已修改"))
             return redirect(url_for("inbox.index"))
     return render_template("password.html", errors=errors), 400 if errors else 200

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit
 from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from engine.people import login_sessions
 from engine.storage.db import Database
 from engine.storage.models import ApiToken, Role, User, UserRole
 from engine.timekeeping import clock
@@ -140,29 +139,28 @@ def get_actor_by_id(session: Session, user_id: int) -> Actor:
     return _actor(session, user)
 
 
-def active_actor(session: Session, user_id: int, stamp: str | None = None) -> Actor | None:
-    """The user as an Actor while their account is active, else None; with ``stamp``, only
-    while their password is the one that stamp was made from (a login session's owner)."""
+def active_actor(session: Session, user_id: int) -> Actor | None:
+    """The user as an Actor while their account is active, else None."""
     user = session.get(User, user_id)
     if user is None or not user.active:
         return None
-    if stamp is not None and not hmac.compare_digest(stamp, _stamp(user.password_hash)):
-        return None  # the password changed since this session logged in
     return _actor(session, user)
 
 
-def session_stamp(db: Database, user_id: int) -> str:
-    """A mark of the user's current password for their login session: changing the password
-    ends every session made before."""
+def session_actor(db: Database, secret: str) -> Actor | None:
+    """Whose live login session ``secret`` is, while their account is active; else None."""
     with db.read() as session:
-        user = session.get(User, user_id)
-        if user is None:
-            raise NotFoundError(f"用户不存在 / no such user: #{user_id}")
-        return _stamp(user.password_hash)
+        user_id = login_sessions.user_of(session, secret)
+        return active_actor(session, user_id) if user_id is not None else None
 
 
-def _stamp(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def log_out(db: Database, secret: str) -> None:
+    """End a login session (audited); its cookie, wherever it was copied to, opens nothing again."""
+    with db.unit_of_work() as session:
+        user_id = login_sessions.end_session(session, secret)
+        user = session.get(User, user_id) if user_id is not None else None
+        if user is not None:
+            audit.record(session, "logout", actor=user.username)
 
 
 def colleagues(session: Session, role: str, *, besides: int) -> list[Actor]:
@@ -204,8 +202,16 @@ LOGIN_REFUSED = (
 )
 
 
-def authenticate(db: Database, username: str, password: str) -> Actor:
-    """Check a password; both outcomes are audited (a refusal in a transaction of its own).
+@dataclass(frozen=True)
+class Login:
+    """A successful login: who, and the secret of the login session it opened."""
+
+    actor: Actor
+    session: str
+
+
+def authenticate(db: Database, username: str, password: str) -> Login:
+    """Check a password and open a login session; both outcomes are audited.
 
     ``MAX_FAILED_LOGINS`` wrong passwords in a row lock the account for ``LOCKOUT``; while it is
     locked even the right password is refused. A successful login resets the count.
@@ -225,7 +231,7 @@ def authenticate(db: Database, username: str, password: str) -> Actor:
         elif user is not None and user.active and _verify(user.password_hash, password):
             user.failed_logins, user.locked_until = 0, None
             audit.record(session, "login", actor=name)
-            return _actor(session, user)
+            return Login(_actor(session, user), login_sessions.open_session(session, user.id))
         else:
             until = _count_failure(session, user, now)
             audit.record(session, "login_failed", actor=name)
@@ -248,8 +254,11 @@ def _count_failure(session: Session, user: User | None, now: datetime) -> dateti
     return user.locked_until
 
 
-def change_password(db: Database, actor: Actor, current: str, new: str) -> None:
-    """:raise PermissionDeniedError: the current password is wrong. :raise InvalidInputError:"""
+def change_password(db: Database, actor: Actor, current: str, new: str) -> str:
+    """Change the actor's password: every login session and API token made under the old one
+    ends; returns the secret of a new login session for the one who changed it.
+
+    :raise PermissionDeniedError: the current password is wrong. :raise InvalidInputError:"""
     problems = []
     if len(new) < MIN_PASSWORD_LENGTH:
         problems.append(
@@ -263,7 +272,6 @@ def change_password(db: Database, actor: Actor, current: str, new: str) -> None:
         user = session.get(User, actor.id)
         if user is None or not _verify(user.password_hash, current):
             audit.record(session, "password_change_refused", actor=actor.username)
-            refused = True
         else:
             user.password_hash = hash_password(new)
             live = session.scalars(
@@ -271,16 +279,15 @@ def change_password(db: Database, actor: Actor, current: str, new: str) -> None:
             ).all()
             for token in live:  # a changed password also ends the API tokens made under it
                 token.revoked_at = clock.now()
-            revoked = len(live)
+            ended = login_sessions.end_sessions(session, user.id)
             audit.record(
                 session,
                 "password_changed",
                 actor=actor.username,
-                payload={"tokens_revoked": revoked},
+                payload={"tokens_revoked": len(live), "sessions_ended": ended},
             )
-            refused = False
-    if refused:
-        raise PermissionDeniedError("当前密码错误 / the current password is wrong")
+            return login_sessions.open_session(session, user.id)
+    raise PermissionDeniedError("当前密码错误 / the current password is wrong")
 
 
 def _verify(password_hash: str, password: str) -> bool:

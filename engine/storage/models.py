@@ -366,6 +366,19 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class LoginSession(Base):
+    """A login in a browser: its cookie carries the secret, the table keeps only its SHA-256;
+    logout and a password change end it (``ended_at``), and an ended session opens nothing."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
 class Attachment(Base):
     """An uploaded file, stored once by its SHA-256 (forms hold the hash)."""
 

@@ -42,7 +42,7 @@ def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
     with pytest.raises(PermissionDeniedError):
         identity.authenticate(db, "cs1", "cs1-demo-2026")  # even the right password
     frozen_clock.advance(identity.LOCKOUT + timedelta(seconds=1))
-    assert identity.authenticate(db, "cs1", "cs1-demo-2026").username == "cs1"
+    assert identity.authenticate(db, "cs1", "cs1-demo-2026").actor.username == "cs1"
     with db.read() as session:  # the audit says until when
         locked = session.scalar(select(AuditEvent).where(AuditEvent.type == "account_locked"))
         assert locked is not None
@@ -59,7 +59,7 @@ def test_a_successful_login_resets_the_count(db: Database) -> None:
     wrong(db, "cs2", identity.MAX_FAILED_LOGINS - 1)
     identity.authenticate(db, "cs2", "cs2-demo-2026")
     wrong(db, "cs2", identity.MAX_FAILED_LOGINS - 1)
-    assert identity.authenticate(db, "cs2", "cs2-demo-2026").username == "cs2"
+    assert identity.authenticate(db, "cs2", "cs2-demo-2026").actor.username == "cs2"
     assert "account_locked" not in types(db, "cs2")
 
 
@@ -79,5 +79,5 @@ def test_a_password_change_needs_the_current_password_and_a_long_new_one(db: Dat
     identity.change_password(db, ops1, "ops1-demo-2026", "a-new-long-password")
     with pytest.raises(PermissionDeniedError):
         identity.authenticate(db, "ops1", "ops1-demo-2026")
-    assert identity.authenticate(db, "ops1", "a-new-long-password").username == "ops1"
+    assert identity.authenticate(db, "ops1", "a-new-long-password").actor.username == "ops1"
     assert types(db, "ops1")[:2] == ["password_change_refused", "password_changed"]
