@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -228,7 +229,7 @@ def authenticate(db: Database, username: str, password: str) -> Login:
             audit.record(
                 session, "login_locked", actor=name, payload={"until": locked_until.isoformat()}
             )
-        elif user is not None and user.active and _verify(user.password_hash, password):
+        elif _verify(user.password_hash if user else None, password) and user and user.active:
             user.failed_logins, user.locked_until = 0, None
             audit.record(session, "login", actor=name)
             return Login(_actor(session, user), login_sessions.open_session(session, user.id))
@@ -290,11 +291,26 @@ def change_password(db: Database, actor: Actor, current: str, new: str) -> str:
     raise PermissionDeniedError("当前密码错误 / the current password is wrong")
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _verify(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches the hash. With no hash (no such user) the same work is done
+    against a dummy hash, so an unknown username takes as long as a wrong password."""
     try:
-        return _hasher.verify(password_hash, password)
+        matches = _hasher.verify(password_hash or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
+    return matches and password_hash is not None
+
+
+_DUMMY_HASHES: dict[tuple[object, ...], str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash of a random password, made with the hasher's parameters (once per parameters)."""
+    h = _hasher
+    key = (h.time_cost, h.memory_cost, h.parallelism, h.hash_len, h.salt_len, h.type)
+    if key not in _DUMMY_HASHES:
+        _DUMMY_HASHES[key] = h.hash(secrets.token_hex(16))
+    return _DUMMY_HASHES[key]
 
 
 def load_department(session: Session, path: Path) -> list[Mapping[str, Any]]:

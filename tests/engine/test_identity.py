@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 import pytest
-from sqlalchemy import select
+from argon2 import PasswordHasher
+from sqlalchemy import select, text
 
 from engine.errors import InvalidInputError, PermissionDeniedError
 from engine.people import identity
@@ -81,3 +83,36 @@ def test_a_password_change_needs_the_current_password_and_a_long_new_one(db: Dat
         identity.authenticate(db, "ops1", "ops1-demo-2026")
     assert identity.authenticate(db, "ops1", "a-new-long-password").actor.username == "ops1"
     assert types(db, "ops1")[:2] == ["password_change_refused", "password_changed"]
+
+
+class CountingHasher(PasswordHasher):
+    """argon2 as the tests use it, counting the password checks."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.checks = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.checks += 1
+        return super().verify(hash, password)
+
+
+def test_an_unknown_or_deactivated_user_costs_the_same_password_check_as_a_wrong_password(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE \"user\" SET active = :off WHERE username = 'ops2'"), {"off": False}
+        )
+    checks = {}
+    for username, password in (
+        ("cs1", "not-the-password"),
+        ("nobody", "not-the-password"),
+        ("ops2", "ops2-demo-2026"),  # deactivated, with the right password
+    ):
+        hasher = CountingHasher()
+        monkeypatch.setattr(identity, "_hasher", hasher)
+        with pytest.raises(PermissionDeniedError):
+            identity.authenticate(db, username, password)
+        checks[username] = hasher.checks
+    assert checks == {"cs1": 1, "nobody": 1, "ops2": 1}
