@@ -94,6 +94,7 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
             f'"{t}"'
             for t in (
                 "login_session",
+                "login_attempt",
                 "saved_filter",
                 "task_draft",
                 "attachment_use",

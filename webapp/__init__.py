@@ -1,9 +1,10 @@
 """The web app: Flask in front of the engine (HTTP only; every decision is the engine's).
 
 ``create_app`` wires the blueprints (one per area: ``auth``, ``inbox``, ``tasks``, ``cases``,
-``catalogue``, ``account``; ``api`` the REST API), the session login (Flask-Login), CSRF protection on every form (Flask-WTF),
-the language (Flask-Babel; zh-CN by default, English selectable), login rate limiting
-(Flask-Limiter) and ``errors``, the only place that turns engine errors into status codes.
+``catalogue``, ``account``; ``api`` the REST API), the session login (Flask-Login over the
+engine's login sessions), CSRF protection on every form (Flask-WTF), the language (Flask-Babel;
+zh-CN by default, English selectable) and ``errors``, the only place that turns engine errors
+into status codes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from engine.config import PROJECT_ROOT, Settings
@@ -39,7 +41,6 @@ def create_app(
         PERMANENT_SESSION_LIFETIME=8 * 3600,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
-        RATELIMIT_STORAGE_URI="memory://",
         INBOX_REFRESH_SECONDS=10,  # the inbox list refreshes itself this often (htmx)
     )
     app.config.update(config)
@@ -52,8 +53,10 @@ def create_app(
     for module in (auth, inbox, tasks, cases, catalogue, account, assets):
         app.register_blueprint(module.bp)
     api.init_app(app)
-    auth.limit_logins(app)
     app.context_processor(lambda: {"now": clock.now()})
+    if settings.trusted_proxies:  # the client's address, for the login limits, from the proxies
+        proxies = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     return app
 
 

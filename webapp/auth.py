@@ -6,12 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
-from engine.errors import InvalidInputError, PermissionDeniedError
+from engine.errors import InvalidInputError, PermissionDeniedError, RateLimitedError
 from engine.people import identity
 from engine.people.identity import Actor
 from engine.storage.db import Database
@@ -21,7 +19,6 @@ from webapp.redirects import local_path
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
-LOGIN_LIMIT = "10 per minute"
 
 PUBLIC_ENDPOINTS = frozenset(
     {
@@ -65,13 +62,6 @@ def init_app(app: Flask) -> None:
     app.before_request(_require_login)
 
 
-def limit_logins(app: Flask) -> None:
-    """Login attempts per client address, counted per app (after the blueprint is registered)."""
-    limiter = Limiter(get_remote_address, app=app, default_limits=[])
-    limit = limiter.limit(LOGIN_LIMIT, methods=["POST"])
-    app.view_functions["auth.login"] = limit(app.view_functions["auth.login"])
-
-
 @login_manager.user_loader  # type: ignore[misc]
 def _load_user(secret: str) -> SessionUser | None:
     found = identity.session_actor(db(), secret)
@@ -90,11 +80,17 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("login.html", username="")
     username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
     try:
-        who = identity.authenticate(db(), username, request.form.get("password", ""))
-    except PermissionDeniedError as exc:
-        return render_template("login.html", username=username, error=engine_text(exc)), 401
+        who = identity.authenticate(db(), username, password, address=request.remote_addr or "")
+    except (PermissionDeniedError, RateLimitedError) as exc:  # who is asking is unknown: 401
+        status = 429 if isinstance(exc, RateLimitedError) else 401
+        return render_template("login.html", username=username, error=engine_text(exc)), status
     login_user(SessionUser(who.actor, who.session))
+    for failed in who.failures:  # the limits are per address: tell the owner what others tried
+        notice = _("自上次登录以来，有 %(n)d 次失败的登录尝试来自 %(address)s", n=failed.count,
+                   address=failed.address or "?")  # fmt: skip
+        flash(notice)
     return redirect(_safe_next(request.args.get("next")))
 
 

@@ -13,6 +13,7 @@ from engine.errors import (
     NotFoundError,
     OpsflowError,
     PermissionDeniedError,
+    RateLimitedError,
 )
 from webapp.i18n import _, engine_text
 
@@ -22,6 +23,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (ConflictError, 409),
     (InvalidInputError, 422),
     (InvalidDefinitionError, 422),
+    (RateLimitedError, 429),
     (OpsflowError, 400),
 )
 
@@ -34,7 +36,6 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(OpsflowError, _engine_error)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(404, lambda exc: _page(404, _("页面不存在")))
-    app.register_error_handler(429, lambda exc: _page(429, _("尝试过于频繁，请稍后再试")))
 
 
 def _engine_error(exc: OpsflowError) -> ResponseReturnValue:

@@ -6,7 +6,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit
 from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from engine.people import login_sessions
+from engine.people import login_attempts, login_sessions
 from engine.storage.db import Database
 from engine.storage.models import ApiToken, Role, User, UserRole
 from engine.timekeeping import clock
@@ -193,66 +193,76 @@ def usernames(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
     }
 
 
-MAX_FAILED_LOGINS = 5
-"""Consecutive wrong passwords after which an account locks for ``LOCKOUT``."""
-LOCKOUT = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
 LOGIN_REFUSED = (
-    "用户名或密码错误；连续失败 5 次后账户将锁定 15 分钟 / wrong username or password; "
-    "after 5 failures in a row an account is locked for 15 minutes"
+    f"用户名或密码错误；同一地址连续失败 {login_attempts.MAX_FAILURES} 次后，该账户在此地址锁定 "
+    f"{login_attempts.LOCKOUT.seconds // 60} 分钟 / wrong username or password; after "
+    f"{login_attempts.MAX_FAILURES} failures in a row from one address the account is locked "
+    f"there for {login_attempts.LOCKOUT.seconds // 60} minutes"
 )
 
 
 @dataclass(frozen=True)
 class Login:
-    """A successful login: who, and the secret of the login session it opened."""
+    """A successful login: who, their new login session's secret, and the failed attempts on
+    their account since their previous login (to tell them)."""
 
     actor: Actor
     session: str
+    failures: tuple[login_attempts.FailedAttempts, ...] = ()
 
 
-def authenticate(db: Database, username: str, password: str) -> Login:
-    """Check a password and open a login session; both outcomes are audited.
+def authenticate(db: Database, username: str, password: str, *, address: str = "") -> Login:
+    """Check a password from ``address`` (the client's; "" when unknown) and open a login
+    session; every outcome is audited. The limits are ``login_attempts``'s: attempts per
+    address, and a lock per account and address.
 
-    ``MAX_FAILED_LOGINS`` wrong passwords in a row lock the account for ``LOCKOUT``; while it is
-    locked even the right password is refused. A successful login resets the count.
-    :raise PermissionDeniedError: unknown user, deactivated user, wrong password or a locked
-    account, all with one message (the audit trail records which, and until when).
+    :raise RateLimitedError: too many attempts from ``address`` just now (nothing checked).
+    :raise PermissionDeniedError: unknown user, deactivated user, wrong password or an account
+    locked at this address, all with one message and one argon2 check's time (the audit trail
+    records which, and until when).
     """
-    name = username[:64]  # the audit's actor column; longer names exist nowhere anyway
+    name, where = username[:64], address[:64]  # the columns; longer names exist nowhere
     now = clock.now()
     with db.unit_of_work() as session:
-        user = session.scalar(select(User).where(User.username == name).with_for_update())
-        locked_until = user.locked_until if user is not None else None
-        if locked_until is not None and locked_until > now:
-            until: datetime | None = locked_until
-            audit.record(
-                session, "login_locked", actor=name, payload={"until": locked_until.isoformat()}
-            )
+        login_attempts.admit(session, where, now)
+        user = session.scalar(select(User).where(User.username == name))
+        until = login_attempts.locked_until(session, name, where, now)
+        if until is not None:
+            login_attempts.record(session, name, where, login_attempts.LOCKED, now)
+            audit.record(session, "login_locked", actor=name, payload=_lock(until, where))
         elif _verify(user.password_hash if user else None, password) and user and user.active:
-            user.failed_logins, user.locked_until = 0, None
-            audit.record(session, "login", actor=name)
-            return Login(_actor(session, user), login_sessions.open_session(session, user.id))
+            return _log_in(session, user, where, now)
         else:
-            until = _count_failure(session, user, now)
-            audit.record(session, "login_failed", actor=name)
-            if until is not None:
-                audit.record(
-                    session, "account_locked", actor=name, payload={"until": until.isoformat()}
-                )
+            _count_failure(session, user, name, where, now)
     # one answer for every refusal: it must not tell which accounts exist or are locked
     raise PermissionDeniedError(LOGIN_REFUSED)
 
 
-def _count_failure(session: Session, user: User | None, now: datetime) -> datetime | None:
-    """One more wrong password; the lock's end when this one locks the account."""
-    if user is None:
-        return None
-    user.failed_logins += 1
-    if user.failed_logins < MAX_FAILED_LOGINS:
-        return None
-    user.failed_logins, user.locked_until = 0, now + LOCKOUT
-    return user.locked_until
+def _log_in(session: Session, user: User, address: str, now: datetime) -> Login:
+    failures = login_attempts.failures_since_last_login(session, user.username)
+    login_attempts.record(session, user.username, address, login_attempts.OK, now)
+    failed = {f.address: f.count for f in failures}
+    payload = {"address": address, **({"failed_since_last_login": failed} if failed else {})}
+    audit.record(session, "login", actor=user.username, payload=payload)
+    secret = login_sessions.open_session(session, user.id)
+    return Login(_actor(session, user), secret, failures)
+
+
+def _count_failure(
+    session: Session, user: User | None, name: str, address: str, now: datetime
+) -> None:
+    """One more wrong password; audited, and the lock it starts when it is the last one allowed
+    (only for accounts that exist: unknown names are locked alike, but there is no account)."""
+    login_attempts.record(session, name, address, login_attempts.FAILED, now)
+    audit.record(session, "login_failed", actor=name, payload={"address": address})
+    until = login_attempts.locked_until(session, name, address, now)
+    if until is not None and user is not None:
+        audit.record(session, "account_locked", actor=name, payload=_lock(until, address))
+
+
+def _lock(until: datetime, address: str) -> dict[str, str]:
+    return {"until": until.isoformat(), "address": address}
 
 
 def change_password(db: Database, actor: Actor, current: str, new: str) -> str:
