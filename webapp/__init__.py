@@ -49,10 +49,10 @@ def create_app(
     app.extensions["opsflow_settings"] = settings
     auth.init_app(app)
     i18n.init_app(app)
-    errors.init_app(app)
     for module in (auth, inbox, tasks, cases, catalogue, account, assets):
         app.register_blueprint(module.bp)
     api.init_app(app)
+    errors.init_app(app)
     app.context_processor(lambda: {"now": clock.now()})
     if settings.trusted_proxies:  # the client's address, for the login limits, from the proxies
         proxies = settings.trusted_proxies

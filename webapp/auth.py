@@ -27,9 +27,9 @@ PUBLIC_ENDPOINTS = frozenset(
         "assets.file",
         "assets.package_file",
         "i18n.choose_language",
-        "api-docs.openapi_json",
     }
 )
+API_PREFIX = "/api/"  # the REST API authenticates with tokens (webapp.api), never a login page
 
 
 class SessionUser(UserMixin):  # type: ignore[misc]
@@ -70,8 +70,9 @@ def _load_user(secret: str) -> SessionUser | None:
 
 def _require_login() -> ResponseReturnValue | None:
     endpoint = request.endpoint or ""
-    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api.") or current_user.is_authenticated:
-        return None  # the API authenticates with tokens (webapp.api)
+    public = endpoint in PUBLIC_ENDPOINTS or request.path.startswith(API_PREFIX)
+    if public or current_user.is_authenticated:
+        return None
     return login_manager.unauthorized()  # type: ignore[no-any-return]
 
 

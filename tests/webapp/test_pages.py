@@ -12,6 +12,7 @@ from engine.config import Settings
 from engine.errors import PermissionDeniedError
 from engine.people import api_tokens
 from engine.runtime.services import inbox
+from engine.storage.db import Database
 from tests.conftest import history_types, open_task
 from tests.expense_claims import claim_data
 from tests.processes.test_sales import LEAD
@@ -342,3 +343,29 @@ def test_a_password_change_ends_every_other_session_and_api_token(db, login, act
     assert here.get("/").status_code == 200  # the session that changed it goes on
     with pytest.raises(PermissionDeniedError):
         api_tokens.authenticate(db, token)
+
+
+def test_a_wrong_method_and_a_server_fault_answer_with_the_error_page(db: Database) -> None:
+    settings = Settings(database_url=db.url, secret_key="test-secret")
+    app = create_app(settings, db=db, TESTING=True, PROPAGATE_EXCEPTIONS=False)
+
+    def broken() -> str:
+        raise RuntimeError("a bug")
+
+    app.add_url_rule("/broken", "broken", broken)
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login", data={"username": "cs1", "password": "cs1-demo-2026", "csrf_token": token}
+    )
+
+    wrong = client.get("/logout")
+    assert (wrong.status_code, wrong.mimetype) == (405, "text/html")
+    assert "不支持此请求方法" in wrong.get_data(as_text=True)
+    assert "POST" in wrong.headers["Allow"]
+    fault = client.get("/broken")
+    assert (fault.status_code, fault.mimetype) == (500, "text/html")
+    page = fault.get_data(as_text=True)
+    assert "服务器出错" in page
+    assert "a bug" not in page
+    assert "Traceback" not in page
