@@ -29,7 +29,19 @@ def create_app(
     settings: Settings | None = None, *, db: Database | None = None, **config: Any
 ) -> Flask:
     """The app for ``settings`` (from the environment when None); ``config`` overrides Flask settings."""
-    from webapp import account, api, assets, auth, cases, catalogue, errors, i18n, inbox, tasks
+    from webapp import (
+        account,
+        api,
+        assets,
+        auth,
+        cases,
+        catalogue,
+        errors,
+        i18n,
+        inbox,
+        request_input,
+        tasks,
+    )
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -47,6 +59,8 @@ def create_app(
     app.url_map.converters["id"] = RowId
     app.extensions["opsflow_db"] = db or Database(settings.database_url)
     app.extensions["opsflow_settings"] = settings
+    app.before_request(request_input.check)  # first: no view, login or CSRF check sees bad input
+    app.jinja_env.globals["current_path"] = request_input.current_path
     auth.init_app(app)
     i18n.init_app(app)
     for module in (auth, inbox, tasks, cases, catalogue, account, assets):

@@ -24,6 +24,7 @@ from engine.errors import (
 )
 from webapp.auth import API_PREFIX
 from webapp.i18n import _, engine_text
+from webapp.request_input import RequestInputError
 
 STATUS: tuple[tuple[type[Exception], int], ...] = (
     (PermissionDeniedError, 403),
@@ -63,7 +64,8 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
     data = getattr(exc, "data", None)  # webargs puts the parameters' messages here
     messages = data.get("messages") if isinstance(data, Mapping) else None
     field_errors = _flatten(messages) if isinstance(messages, Mapping) else None
-    body, _status = _page(status, _http_message(status), field_errors)
+    message = exc.description if isinstance(exc, RequestInputError) else _http_message(status)
+    body, _status = _page(status, str(message), field_errors)
     headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
     return body, status, headers  # e.g. Allow for 405
 
