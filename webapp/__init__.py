@@ -37,6 +37,7 @@ def create_app(
         cases,
         catalogue,
         errors,
+        headers,
         i18n,
         inbox,
         request_input,
@@ -61,6 +62,7 @@ def create_app(
     app.extensions["opsflow_settings"] = settings
     app.before_request(request_input.check)  # first: no view, login or CSRF check sees bad input
     app.jinja_env.globals["current_path"] = request_input.current_path
+    headers.init_app(app)
     auth.init_app(app)
     i18n.init_app(app)
     for module in (auth, inbox, tasks, cases, catalogue, account, assets):

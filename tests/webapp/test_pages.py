@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from engine import runtime
-from engine.config import Settings
+from engine.config import PROJECT_ROOT, Settings
 from engine.errors import PermissionDeniedError
 from engine.people import api_tokens
 from engine.runtime.services import inbox
@@ -369,3 +372,35 @@ def test_a_wrong_method_and_a_server_fault_answer_with_the_error_page(db: Databa
     assert "服务器出错" in page
     assert "a bug" not in page
     assert "Traceback" not in page
+
+
+def test_every_answer_forbids_inline_script_framing_and_leaking_the_address(
+    app: Flask, login: Callable[[str], FlaskClient]
+) -> None:
+    client = login("sales1")
+    answers = [client.get(path) for path in ("/", "/start", "/cases", "/nothing", "/api/v1/x")]
+    answers += [app.test_client().get("/login"), client.get("/assets/htmx.min.js")]
+    for answer in answers:
+        policy = dict(
+            directive.strip().split(" ", 1)
+            for directive in answer.headers["Content-Security-Policy"].split(";")
+        )
+        assert policy["script-src"] == "'self'"
+        assert policy["style-src"] == "'self'"
+        assert policy["object-src"] == "'none'"
+        assert policy["frame-ancestors"] == "'none'"
+        assert policy["base-uri"] == "'none'"
+        assert policy["form-action"] == "'self'"
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["Referrer-Policy"] == "same-origin"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        answer.close()
+
+
+def test_no_template_holds_inline_script_style_or_event_handlers() -> None:
+    templates = PROJECT_ROOT / "webapp" / "templates"
+    for template in templates.glob("*.html"):
+        html = template.read_text(encoding="utf-8")
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), template.name
+        assert "<style" not in html, template.name
+        assert not re.search(r"\s(on[a-z]+|style)=", html), template.name
