@@ -20,6 +20,20 @@ from werkzeug.routing import IntegerConverter
 from engine.config import PROJECT_ROOT, Settings
 from engine.storage.db import Database
 from engine.timekeeping import clock
+from webapp import (
+    account,
+    api,
+    assets,
+    auth,
+    cases,
+    catalogue,
+    errors,
+    headers,
+    i18n,
+    inbox,
+    request_input,
+    tasks,
+)
 
 DEV_SECRET = Settings().secret_key
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -29,20 +43,6 @@ def create_app(
     settings: Settings | None = None, *, db: Database | None = None, **config: Any
 ) -> Flask:
     """The app for ``settings`` (from the environment when None); ``config`` overrides Flask settings."""
-    from webapp import (
-        account,
-        api,
-        assets,
-        auth,
-        cases,
-        catalogue,
-        errors,
-        headers,
-        i18n,
-        inbox,
-        request_input,
-        tasks,
-    )
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
