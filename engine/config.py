@@ -20,6 +20,11 @@ def verify_state() -> bool:
     return os.environ.get("OPSFLOW_VERIFY_STATE") == "1"
 
 
+def _count(text: str) -> int:
+    """A small non-negative number from the environment; anything else is 0."""
+    return int(text) if text.isdigit() and len(text) < 3 else 0
+
+
 def _default_database_url() -> str:
     return f"sqlite:///{PROJECT_ROOT / 'instance' / 'opsflow.sqlite'}"
 
@@ -35,6 +40,7 @@ class Settings:
     demo_data: Path = PROJECT_ROOT / "engine" / "data" / "demo_department.json"
     demo_case_files: Path = PROJECT_ROOT / "engine" / "data" / "demo_case_files.json"
     https: bool = False  # served over HTTPS: session cookies are then marked Secure
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For is believed
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -47,4 +53,5 @@ class Settings:
             processes_dir=Path(os.environ.get("OPSFLOW_PROCESSES_DIR", defaults.processes_dir)),
             forms_dir=Path(os.environ.get("OPSFLOW_FORMS_DIR", defaults.forms_dir)),
             https=os.environ.get("OPSFLOW_HTTPS", "") in ("1", "true", "yes"),
+            trusted_proxies=_count(os.environ.get("OPSFLOW_TRUSTED_PROXIES", "0")),
         )

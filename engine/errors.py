@@ -22,6 +22,10 @@ class ConflictError(OpsflowError):
     """Someone else changed the same thing first (task already completed, stale version)."""
 
 
+class RateLimitedError(OpsflowError):
+    """Too many attempts in a short time (logins from one address); try again later."""
+
+
 class InvalidInputError(OpsflowError):
     """Submitted data failed validation; ``field_errors`` maps each field to its messages."""
 

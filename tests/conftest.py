@@ -96,6 +96,8 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
         tables = ", ".join(
             f'"{t}"'
             for t in (
+                "login_session",
+                "login_attempt",
                 "saved_filter",
                 "task_draft",
                 "attachment_use",

@@ -1,9 +1,10 @@
 """The web app: Flask in front of the engine (HTTP only; every decision is the engine's).
 
 ``create_app`` wires the blueprints (one per area: ``auth``, ``inbox``, ``tasks``, ``cases``,
-``catalogue``, ``account``; ``api`` the REST API), the session login (Flask-Login), CSRF protection on every form (Flask-WTF),
-the language (Flask-Babel; zh-CN by default, English selectable), login rate limiting
-(Flask-Limiter) and ``errors``, the only place that turns engine errors into status codes.
+``catalogue``, ``account``; ``api`` the REST API), the session login (Flask-Login over the
+engine's login sessions), CSRF protection on every form (Flask-WTF), the language (Flask-Babel;
+zh-CN by default, English selectable) and ``errors``, the only place that turns engine errors
+into status codes.
 """
 
 from __future__ import annotations
@@ -13,12 +14,27 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from engine.config import DEV_SECRET_KEY, PROJECT_ROOT, Settings
 from engine.storage.db import Database
 from engine.storage.models import MAX_ROW_ID
 from engine.timekeeping import clock
+from webapp import (
+    account,
+    api,
+    assets,
+    auth,
+    cases,
+    catalogue,
+    errors,
+    headers,
+    i18n,
+    inbox,
+    request_input,
+    tasks,
+)
 
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
@@ -27,7 +43,6 @@ def create_app(
     settings: Settings | None = None, *, db: Database | None = None, **config: Any
 ) -> Flask:
     """The app for ``settings`` (from the environment when None); ``config`` overrides Flask settings."""
-    from webapp import account, api, assets, auth, cases, catalogue, errors, i18n, inbox, tasks
 
     settings = settings or Settings.from_environment()
     app = Flask(__name__)
@@ -39,21 +54,25 @@ def create_app(
         PERMANENT_SESSION_LIFETIME=8 * 3600,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
-        RATELIMIT_STORAGE_URI="memory://",
         INBOX_REFRESH_SECONDS=10,  # the inbox list refreshes itself this often (htmx)
     )
     app.config.update(config)
     app.url_map.converters["id"] = RowId
     app.extensions["opsflow_db"] = db or Database(settings.database_url)
     app.extensions["opsflow_settings"] = settings
+    app.before_request(request_input.check)  # first: no view, login or CSRF check sees bad input
+    app.jinja_env.globals["current_path"] = request_input.current_path
+    headers.init_app(app)
     auth.init_app(app)
     i18n.init_app(app)
-    errors.init_app(app)
     for module in (auth, inbox, tasks, cases, catalogue, account, assets):
         app.register_blueprint(module.bp)
     api.init_app(app)
-    auth.limit_logins(app)
+    errors.init_app(app)
     app.context_processor(lambda: {"now": clock.now()})
+    if settings.trusted_proxies:  # the client's address, for the login limits, from the proxies
+        proxies = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     return app
 
 

@@ -14,18 +14,30 @@ from flask.typing import ResponseReturnValue
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields, validate
+from webargs import core
+from webargs.flaskparser import FlaskParser
 
 from engine import runtime
 from engine.errors import PermissionDeniedError
 from engine.people import api_tokens
 from engine.people.identity import Actor
 from engine.runtime.services import catalogue, inbox, instance_view
+from webapp import request_input
 from webapp.auth import csrf, db
 from webapp.i18n import engine_text
+
+
+class _Arguments(FlaskParser):
+    """webargs, reading the JSON body ``request_input`` parsed and checked (one JSON reader)."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        return request_input.json_body() if req.is_json else core.missing
+
 
 bp = Blueprint(
     "api", __name__, url_prefix="/api/v1", description="opsflow 任务与流程 / tasks and processes"
 )
+bp.ARGUMENTS_PARSER = _Arguments()  # before the endpoints below take their arguments from it
 
 BEARER: dict[str, list[str]] = {"bearerAuth": []}
 

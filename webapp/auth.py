@@ -6,12 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
-from engine.errors import InvalidInputError, PermissionDeniedError
+from engine.errors import InvalidInputError, PermissionDeniedError, RateLimitedError
 from engine.people import identity
 from engine.people.identity import Actor
 from engine.storage.db import Database
@@ -21,7 +19,6 @@ from webapp.redirects import local_path
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
-LOGIN_LIMIT = "10 per minute"
 
 PUBLIC_ENDPOINTS = frozenset(
     {
@@ -30,20 +27,21 @@ PUBLIC_ENDPOINTS = frozenset(
         "assets.file",
         "assets.package_file",
         "i18n.choose_language",
-        "api-docs.openapi_json",
     }
 )
+API_PREFIX = "/api/"  # the REST API authenticates with tokens (webapp.api), never a login page
 
 
-class SessionUser(UserMixin):  # type: ignore[misc]  # Flask-Login is untyped: UserMixin is Any
-    """The logged-in person as Flask-Login sees them; ``actor`` is what the engine takes."""
+class SessionUser(UserMixin):  # type: ignore[misc]
+    """The logged-in person as Flask-Login sees them: ``actor`` is what the engine takes,
+    ``secret`` their login session's (kept in the cookie; the server decides if it is live)."""
 
-    def __init__(self, actor: Actor, stamp: str):
+    def __init__(self, actor: Actor, secret: str):
         self.actor = actor
-        self.stamp = stamp
+        self.secret = secret
 
     def get_id(self) -> str:
-        return f"{self.actor.id}:{self.stamp}"
+        return self.secret
 
 
 def db() -> Database:
@@ -64,20 +62,9 @@ def init_app(app: Flask) -> None:
     app.before_request(_require_login)
 
 
-def limit_logins(app: Flask) -> None:
-    """Login attempts per client address, counted per app (after the blueprint is registered)."""
-    limiter = Limiter(get_remote_address, app=app, default_limits=[])
-    limit = limiter.limit(LOGIN_LIMIT, methods=["POST"])
-    app.view_functions["auth.login"] = limit(login)  # the view the blueprint registered
-
-
-def _load_user(user_id: str) -> SessionUser | None:
-    number, _, stamp = user_id.partition(":")
-    if not number.isdigit() or not stamp:
-        return None
-    with db().read() as session:
-        found = identity.active_actor(session, int(number), stamp)
-    return SessionUser(found, stamp) if found is not None else None
+def _load_user(secret: str) -> SessionUser | None:
+    found = identity.session_actor(db(), secret)
+    return SessionUser(found, secret) if found is not None else None
 
 
 login_manager.user_loader(_load_user)  # registered by a call: Flask-Login's decorator is untyped
@@ -85,10 +72,10 @@ login_manager.user_loader(_load_user)  # registered by a call: Flask-Login's dec
 
 def _require_login() -> ResponseReturnValue | None:
     endpoint = request.endpoint or ""
-    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api.") or current_user.is_authenticated:
-        return None  # the API authenticates with tokens (webapp.api)
-    redirect_to_login: ResponseReturnValue = login_manager.unauthorized()
-    return redirect_to_login
+    public = endpoint in PUBLIC_ENDPOINTS or request.path.startswith(API_PREFIX)
+    if public or current_user.is_authenticated:
+        return None
+    return login_manager.unauthorized()  # type: ignore[no-any-return]
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -96,11 +83,17 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("login.html", username="")
     username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
     try:
-        who = identity.authenticate(db(), username, request.form.get("password", ""))
-    except PermissionDeniedError as exc:
-        return render_template("login.html", username=username, error=engine_text(exc)), 401
-    login_user(SessionUser(who, identity.session_stamp(db(), who.id)))
+        who = identity.authenticate(db(), username, password, address=request.remote_addr or "")
+    except (PermissionDeniedError, RateLimitedError) as exc:  # who is asking is unknown: 401
+        status = 429 if isinstance(exc, RateLimitedError) else 401
+        return render_template("login.html", username=username, error=engine_text(exc)), status
+    login_user(SessionUser(who.actor, who.session))
+    for failed in who.failures:  # the limits are per address: tell the owner what others tried
+        notice = _("自上次登录以来，有 %(n)d 次失败的登录尝试来自 %(address)s", n=failed.count,
+                   address=failed.address or "?")  # fmt: skip
+        flash(notice)
     return redirect(_safe_next(request.args.get("next")))
 
 
@@ -110,6 +103,8 @@ def _safe_next(target: str | None) -> str:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    user: SessionUser = current_user
+    identity.log_out(db(), user.secret)
     logout_user()
     return redirect(url_for("auth.login"))
 
@@ -119,7 +114,7 @@ def password() -> ResponseReturnValue:
     errors: dict[str, Any] = {}
     if request.method == "POST":
         try:
-            identity.change_password(
+            secret = identity.change_password(
                 db(), actor(), request.form.get("current", ""), request.form.get("new", "")
             )
         except InvalidInputError as exc:
@@ -127,7 +122,7 @@ def password() -> ResponseReturnValue:
         except PermissionDeniedError as exc:
             errors = {"current": [engine_text(exc)]}
         else:  # this session goes on under the new password; every other one has ended
-            login_user(SessionUser(actor(), identity.session_stamp(db(), actor().id)))
+            login_user(SessionUser(actor(), secret))
             flash(_("密码已修改"))
             return redirect(url_for("inbox.index"))
     return render_template("password.html", errors=errors), 400 if errors else 200

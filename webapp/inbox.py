@@ -9,12 +9,14 @@ from flask.typing import ResponseReturnValue
 
 from engine import runtime
 from engine.runtime.services import catalogue, inbox
+from webapp import request_input
 from webapp.auth import actor, db
 from webapp.i18n import _
 from webapp.redirects import local_path
 
 bp = Blueprint("inbox", __name__)
 PAGE = 25
+MAX_PAGE = 1_000_000 // PAGE  # as deep as the API's offset goes
 TABS = (inbox.MINE, inbox.CLAIMABLE, inbox.DONE)
 
 
@@ -33,7 +35,7 @@ def _filters() -> inbox.Filters:
 def index() -> ResponseReturnValue:
     tab = request.args.get("tab", inbox.MINE)
     tab = tab if tab in TABS else inbox.MINE
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = request_input.query_number("page", default=1, low=1, high=MAX_PAGE)
     filters = _filters()
     tasks = inbox.list_tasks(
         db(), actor(), tab, filters=filters, limit=PAGE + 1, offset=(page - 1) * PAGE

@@ -77,7 +77,6 @@ def file(sha256: str) -> ResponseReturnValue:
     response.headers["Content-Disposition"] = (
         f"attachment; filename*=UTF-8''{_quoted(info.filename)}"
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -13,6 +13,7 @@ import contextvars
 import datetime as dt
 import decimal
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -48,9 +49,30 @@ _QUANTA: Final = tuple(decimal.Decimal(1).scaleb(-places) for places in range(11
 _MAX_PLACES: Final = len(_QUANTA) - 1
 
 
+# drawn as nothing, though Unicode calls them letters or symbols: Hangul fillers, braille blank
+_FILLERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _blank(char: str) -> bool:
+    """Whitespace (also ideographic), control and format characters (zero-width space and
+    joiners, word joiner, BOM) and the fillers: nothing a reader can see."""
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or char in _FILLERS
+
+
+def _visible(text: str) -> str:
+    """``text`` without the blank characters around it (inside, a joiner still joins)."""
+    start, end = 0, len(text)
+    while start < end and _blank(text[start]):
+        start += 1
+    while end > start and _blank(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
 def _is_empty(value: object) -> bool:
+    """No value: None, [], or text of blank characters only ("", " ", "\u3000", "\u200b")."""
     if isinstance(value, str):
-        return not value.strip()
+        return not _visible(value)
     return value is None or (isinstance(value, list | tuple) and not value)
 
 
@@ -65,7 +87,7 @@ def _check_number_bounds(definition: FieldDefinition, number: int | decimal.Deci
 def _convert_text(definition: FieldDefinition, value: Any, today: dt.date | None) -> str | None:
     if not isinstance(value, str):
         raise _FieldError("not_text")
-    text = value.strip()
+    text = _visible(value)
     if definition.type == "string" and ("\n" in text or "\r" in text):
         raise _FieldError("single_line")
     if definition.min_length is not None and len(text) < definition.min_length:

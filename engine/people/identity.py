@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit
 from engine.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from engine.people import login_attempts, login_sessions
 from engine.storage.db import Database
 from engine.storage.models import ApiToken, Role, User, UserRole
 from engine.timekeeping import clock
@@ -140,29 +140,28 @@ def get_actor_by_id(session: Session, user_id: int) -> Actor:
     return _actor(session, user)
 
 
-def active_actor(session: Session, user_id: int, stamp: str | None = None) -> Actor | None:
-    """The user as an Actor while their account is active, else None; with ``stamp``, only
-    while their password is the one that stamp was made from (a login session's owner)."""
+def active_actor(session: Session, user_id: int) -> Actor | None:
+    """The user as an Actor while their account is active, else None."""
     user = session.get(User, user_id)
     if user is None or not user.active:
         return None
-    if stamp is not None and not hmac.compare_digest(stamp, _stamp(user.password_hash)):
-        return None  # the password changed since this session logged in
     return _actor(session, user)
 
 
-def session_stamp(db: Database, user_id: int) -> str:
-    """A mark of the user's current password for their login session: changing the password
-    ends every session made before."""
+def session_actor(db: Database, secret: str) -> Actor | None:
+    """Whose live login session ``secret`` is, while their account is active; else None."""
     with db.read() as session:
-        user = session.get(User, user_id)
-        if user is None:
-            raise NotFoundError(f"用户不存在 / no such user: #{user_id}")
-        return _stamp(user.password_hash)
+        user_id = login_sessions.user_of(session, secret)
+        return active_actor(session, user_id) if user_id is not None else None
 
 
-def _stamp(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def log_out(db: Database, secret: str) -> None:
+    """End a login session (audited); its cookie, wherever it was copied to, opens nothing again."""
+    with db.unit_of_work() as session:
+        user_id = login_sessions.end_session(session, secret)
+        user = session.get(User, user_id) if user_id is not None else None
+        if user is not None:
+            audit.record(session, "logout", actor=user.username)
 
 
 def colleagues(session: Session, role: str, *, besides: int) -> list[Actor]:
@@ -194,62 +193,83 @@ def usernames(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
     }
 
 
-MAX_FAILED_LOGINS = 5
-"""Consecutive wrong passwords after which an account locks for ``LOCKOUT``."""
-LOCKOUT = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
 LOGIN_REFUSED = (
-    "用户名或密码错误；连续失败 5 次后账户将锁定 15 分钟 / wrong username or password; "
-    "after 5 failures in a row an account is locked for 15 minutes"
+    f"用户名或密码错误；同一地址连续失败 {login_attempts.MAX_FAILURES} 次后，该账户在此地址锁定 "
+    f"{login_attempts.LOCKOUT.seconds // 60} 分钟 / wrong username or password; after "
+    f"{login_attempts.MAX_FAILURES} failures in a row from one address the account is locked "
+    f"there for {login_attempts.LOCKOUT.seconds // 60} minutes"
 )
 
 
-def authenticate(db: Database, username: str, password: str) -> Actor:
-    """Check a password; both outcomes are audited (a refusal in a transaction of its own).
+@dataclass(frozen=True)
+class Login:
+    """A successful login: who, their new login session's secret, and the failed attempts on
+    their account since their previous login (to tell them)."""
 
-    ``MAX_FAILED_LOGINS`` wrong passwords in a row lock the account for ``LOCKOUT``; while it is
-    locked even the right password is refused. A successful login resets the count.
-    :raise PermissionDeniedError: unknown user, deactivated user, wrong password or a locked
-    account, all with one message (the audit trail records which, and until when).
+    actor: Actor
+    session: str
+    failures: tuple[login_attempts.FailedAttempts, ...] = ()
+
+
+def authenticate(db: Database, username: str, password: str, *, address: str = "") -> Login:
+    """Check a password from ``address`` (the client's; "" when unknown) and open a login
+    session; every outcome is audited. The limits are ``login_attempts``'s: attempts per
+    address, and a lock per account and address.
+
+    :raise RateLimitedError: too many attempts from ``address`` just now (nothing checked).
+    :raise PermissionDeniedError: unknown user, deactivated user, wrong password or an account
+    locked at this address, all with one message and one argon2 check's time (the audit trail
+    records which, and until when).
     """
-    name = username[:64]  # the audit's actor column; longer names exist nowhere anyway
+    name, where = username[:64], address[:64]  # the columns; longer names exist nowhere
     now = clock.now()
     with db.unit_of_work() as session:
-        user = session.scalar(select(User).where(User.username == name).with_for_update())
-        locked_until = user.locked_until if user is not None else None
-        if locked_until is not None and locked_until > now:
-            until: datetime | None = locked_until
-            audit.record(
-                session, "login_locked", actor=name, payload={"until": locked_until.isoformat()}
-            )
-        elif user is not None and user.active and _verify(user.password_hash, password):
-            user.failed_logins, user.locked_until = 0, None
-            audit.record(session, "login", actor=name)
-            return _actor(session, user)
+        login_attempts.admit(session, where, now)
+        user = session.scalar(select(User).where(User.username == name))
+        until = login_attempts.locked_until(session, name, where, now)
+        if until is not None:
+            login_attempts.record(session, name, where, login_attempts.LOCKED, now)
+            audit.record(session, "login_locked", actor=name, payload=_lock(until, where))
+        elif _verify(user.password_hash if user else None, password) and user and user.active:
+            return _log_in(session, user, where, now)
         else:
-            until = _count_failure(session, user, now)
-            audit.record(session, "login_failed", actor=name)
-            if until is not None:
-                audit.record(
-                    session, "account_locked", actor=name, payload={"until": until.isoformat()}
-                )
+            _count_failure(session, user, name, where, now)
     # one answer for every refusal: it must not tell which accounts exist or are locked
     raise PermissionDeniedError(LOGIN_REFUSED)
 
 
-def _count_failure(session: Session, user: User | None, now: datetime) -> datetime | None:
-    """One more wrong password; the lock's end when this one locks the account."""
-    if user is None:
-        return None
-    user.failed_logins += 1
-    if user.failed_logins < MAX_FAILED_LOGINS:
-        return None
-    user.failed_logins, user.locked_until = 0, now + LOCKOUT
-    return user.locked_until
+def _log_in(session: Session, user: User, address: str, now: datetime) -> Login:
+    failures = login_attempts.failures_since_last_login(session, user.username)
+    login_attempts.record(session, user.username, address, login_attempts.OK, now)
+    failed = {f.address: f.count for f in failures}
+    payload = {"address": address, **({"failed_since_last_login": failed} if failed else {})}
+    audit.record(session, "login", actor=user.username, payload=payload)
+    secret = login_sessions.open_session(session, user.id)
+    return Login(_actor(session, user), secret, failures)
 
 
-def change_password(db: Database, actor: Actor, current: str, new: str) -> None:
-    """:raise PermissionDeniedError: the current password is wrong. :raise InvalidInputError:"""
+def _count_failure(
+    session: Session, user: User | None, name: str, address: str, now: datetime
+) -> None:
+    """One more wrong password; audited, and the lock it starts when it is the last one allowed
+    (only for accounts that exist: unknown names are locked alike, but there is no account)."""
+    login_attempts.record(session, name, address, login_attempts.FAILED, now)
+    audit.record(session, "login_failed", actor=name, payload={"address": address})
+    until = login_attempts.locked_until(session, name, address, now)
+    if until is not None and user is not None:
+        audit.record(session, "account_locked", actor=name, payload=_lock(until, address))
+
+
+def _lock(until: datetime, address: str) -> dict[str, str]:
+    return {"until": until.isoformat(), "address": address}
+
+
+def change_password(db: Database, actor: Actor, current: str, new: str) -> str:
+    """Change the actor's password: every login session and API token made under the old one
+    ends; returns the secret of a new login session for the one who changed it.
+
+    :raise PermissionDeniedError: the current password is wrong. :raise InvalidInputError:"""
     problems = []
     if len(new) < MIN_PASSWORD_LENGTH:
         problems.append(
@@ -263,7 +283,6 @@ def change_password(db: Database, actor: Actor, current: str, new: str) -> None:
         user = session.get(User, actor.id)
         if user is None or not _verify(user.password_hash, current):
             audit.record(session, "password_change_refused", actor=actor.username)
-            refused = True
         else:
             user.password_hash = hash_password(new)
             live = session.scalars(
@@ -271,23 +290,37 @@ def change_password(db: Database, actor: Actor, current: str, new: str) -> None:
             ).all()
             for token in live:  # a changed password also ends the API tokens made under it
                 token.revoked_at = clock.now()
-            revoked = len(live)
+            ended = login_sessions.end_sessions(session, user.id)
             audit.record(
                 session,
                 "password_changed",
                 actor=actor.username,
-                payload={"tokens_revoked": revoked},
+                payload={"tokens_revoked": len(live), "sessions_ended": ended},
             )
-            refused = False
-    if refused:
-        raise PermissionDeniedError("当前密码错误 / the current password is wrong")
+            return login_sessions.open_session(session, user.id)
+    raise PermissionDeniedError("当前密码错误 / the current password is wrong")
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _verify(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches the hash. With no hash (no such user) the same work is done
+    against a dummy hash, so an unknown username takes as long as a wrong password."""
     try:
-        return _hasher.verify(password_hash, password)
+        matches = _hasher.verify(password_hash or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
+    return matches and password_hash is not None
+
+
+_DUMMY_HASHES: dict[tuple[object, ...], str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash of a random password, made with the hasher's parameters (once per parameters)."""
+    h = _hasher
+    key = (h.time_cost, h.memory_cost, h.parallelism, h.hash_len, h.salt_len, h.type)
+    if key not in _DUMMY_HASHES:
+        _DUMMY_HASHES[key] = h.hash(secrets.token_hex(16))
+    return _DUMMY_HASHES[key]
 
 
 def load_department(session: Session, path: Path) -> list[Mapping[str, Any]]:

@@ -94,9 +94,6 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     active: Mapped[bool] = mapped_column(default=True)
-    # consecutive failed logins; at identity.MAX_FAILED_LOGINS the account locks until locked_until
-    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
-    locked_until: Mapped[datetime | None]
 
 
 class UserRole(Base):
@@ -367,6 +364,36 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class LoginSession(Base):
+    """A login in a browser: its cookie carries the secret, the table keeps only its SHA-256;
+    logout and a password change end it (``ended_at``), and an ended session opens nothing."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class LoginAttempt(Base):
+    """One login attempt: from where, for which username (existing or not), and how it ended
+    (``ok``, ``failed``, or ``locked``: refused unchecked). The login limits count these rows."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        Index("ix_login_attempt_address_at", "address", "at"),
+        Index("ix_login_attempt_username_at", "username", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    address: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(8))
 
 
 class Attachment(Base):

@@ -353,7 +353,7 @@ def test_concurrent_appends_from_two_handles_do_not_fork_the_chain(
 
 def _authenticate(db: Database, username: str, password: str) -> identity.Actor | Exception:
     try:
-        return identity.authenticate(db, username, password)
+        return identity.authenticate(db, username, password).actor
     except PermissionDeniedError as exc:
         return exc
 

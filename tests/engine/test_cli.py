@@ -94,7 +94,7 @@ def test_init_creates_a_fresh_database_and_running_it_again_changes_nothing(
         assert report.ok
         assert events == len(list(PROCESSES.glob("*.bpmn")))  # one per deploy
         # the printed demo password logs in
-        assert identity.authenticate(db, "ddm1", "ddm1-demo-2026").roles == {"DDM"}
+        assert identity.authenticate(db, "ddm1", "ddm1-demo-2026").actor.roles == {"DDM"}
 
         second = ok(opsflow("--database", url, "init"))
         assert "unchanged: expense_reimbursement v1 (费用报销)" in second

@@ -81,6 +81,34 @@ def test_text_min_length_and_multiple_lines() -> None:
     assert errors(form, {"f": "   "}) == {"f": ["此项为必填项"]}
 
 
+@pytest.mark.parametrize(
+    "blank",
+    [
+        "\u200b",
+        "\u3000",
+        " ",
+        "\u200b\u200c\u200d\u2060\ufeff",
+        "\u00a0\u3000\t",
+        "\u2800",
+        "\u3164",
+    ],
+)
+@pytest.mark.parametrize("kind", ["string", "text", "mobile", "email", "choice"])
+def test_a_required_field_of_only_blank_or_invisible_characters_is_missing(
+    blank: str, kind: str
+) -> None:
+    extra = {"choices": [{"value": "是", "label": {"zh": "是"}}]} if kind == "choice" else {}
+    form = one({"type": kind, "required": True, **extra})
+    assert errors(form, {"f": blank}) == {"f": ["此项为必填项"]}
+    assert errors(form, {"f": blank}, locale="en") == {"f": ["This field is required."]}
+
+
+def test_invisible_characters_around_a_text_are_trimmed_inside_are_kept() -> None:
+    form = one({"type": "string", "required": True})
+    assert clean(form, {"f": "\u200b王秀英\u3000"}) == {"f": "王秀英"}
+    assert clean(form, {"f": "👨\u200d👩"}) == {"f": "👨\u200d👩"}
+
+
 # --------------------------------------------------------------------------- numbers
 
 

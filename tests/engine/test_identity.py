@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Literal
 
 import pytest
-from sqlalchemy import select
+from argon2 import PasswordHasher
+from sqlalchemy import select, text
 
-from engine.errors import InvalidInputError, PermissionDeniedError
-from engine.people import identity
+from engine.errors import InvalidInputError, PermissionDeniedError, RateLimitedError
+from engine.people import identity, login_attempts
 from engine.storage.db import Database
 from engine.storage.models import AuditEvent
 from engine.timekeeping.clock import FrozenClock
@@ -37,18 +40,18 @@ def wrong(db: Database, username: str, times: int) -> list[str]:
 def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
     db: Database, frozen_clock: FrozenClock
 ) -> None:
-    messages = wrong(db, "cs1", identity.MAX_FAILED_LOGINS)
+    messages = wrong(db, "cs1", login_attempts.MAX_FAILURES)
     assert set(messages) == {identity.LOGIN_REFUSED}  # nothing tells a locked account apart
     with pytest.raises(PermissionDeniedError):
         identity.authenticate(db, "cs1", "cs1-demo-2026")  # even the right password
-    frozen_clock.advance(identity.LOCKOUT + timedelta(seconds=1))
-    assert identity.authenticate(db, "cs1", "cs1-demo-2026").username == "cs1"
+    frozen_clock.advance(login_attempts.LOCKOUT + timedelta(seconds=1))
+    assert identity.authenticate(db, "cs1", "cs1-demo-2026").actor.username == "cs1"
     with db.read() as session:  # the audit says until when
         locked = session.scalar(select(AuditEvent).where(AuditEvent.type == "account_locked"))
         assert locked is not None
         assert '"until":"2026-03-02T01:15:00+00:00"' in locked.payload
     assert types(db, "cs1") == [
-        *["login_failed"] * identity.MAX_FAILED_LOGINS,
+        *["login_failed"] * login_attempts.MAX_FAILURES,
         "account_locked",
         "login_locked",
         "login",
@@ -56,10 +59,10 @@ def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
 
 
 def test_a_successful_login_resets_the_count(db: Database) -> None:
-    wrong(db, "cs2", identity.MAX_FAILED_LOGINS - 1)
+    wrong(db, "cs2", login_attempts.MAX_FAILURES - 1)
     identity.authenticate(db, "cs2", "cs2-demo-2026")
-    wrong(db, "cs2", identity.MAX_FAILED_LOGINS - 1)
-    assert identity.authenticate(db, "cs2", "cs2-demo-2026").username == "cs2"
+    wrong(db, "cs2", login_attempts.MAX_FAILURES - 1)
+    assert identity.authenticate(db, "cs2", "cs2-demo-2026").actor.username == "cs2"
     assert "account_locked" not in types(db, "cs2")
 
 
@@ -79,5 +82,55 @@ def test_a_password_change_needs_the_current_password_and_a_long_new_one(db: Dat
     identity.change_password(db, ops1, "ops1-demo-2026", "a-new-long-password")
     with pytest.raises(PermissionDeniedError):
         identity.authenticate(db, "ops1", "ops1-demo-2026")
-    assert identity.authenticate(db, "ops1", "a-new-long-password").username == "ops1"
+    assert identity.authenticate(db, "ops1", "a-new-long-password").actor.username == "ops1"
     assert types(db, "ops1")[:2] == ["password_change_refused", "password_changed"]
+
+
+class CountingHasher(PasswordHasher):
+    """argon2 as the tests use it, counting the password checks."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.checks = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.checks += 1
+        return super().verify(hash, password)
+
+
+def test_an_unknown_or_deactivated_user_costs_the_same_password_check_as_a_wrong_password(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE \"user\" SET active = :off WHERE username = 'ops2'"), {"off": False}
+        )
+    checks = {}
+    for username, password in (
+        ("cs1", "not-the-password"),
+        ("nobody", "not-the-password"),
+        ("ops2", "ops2-demo-2026"),  # deactivated, with the right password
+    ):
+        hasher = CountingHasher()
+        monkeypatch.setattr(identity, "_hasher", hasher)
+        with pytest.raises(PermissionDeniedError):
+            identity.authenticate(db, username, password)
+        checks[username] = hasher.checks
+    assert checks == {"cs1": 1, "nobody": 1, "ops2": 1}
+
+
+def test_concurrent_attempts_from_one_address_never_pass_the_limit(db: Database) -> None:
+    def attempt(n: int) -> str:
+        try:
+            identity.authenticate(db, f"guess{n}", "x", address="198.51.100.1")
+        except RateLimitedError:
+            return "limited"
+        except PermissionDeniedError:
+            return "refused"
+        return "admitted"
+
+    extra = 4
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(attempt, range(login_attempts.RATE_LIMIT + extra)))
+    assert outcomes.count("refused") == login_attempts.RATE_LIMIT
+    assert outcomes.count("limited") == extra

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 
 from engine.people import api_tokens
+from engine.people.identity import Actor
 from engine.storage.db import Database
 from tests.conftest import ActorOf
 from tests.expense_claims import claim_data
@@ -103,3 +105,26 @@ def test_a_revoked_token_stops_working(
     assert client.get("/api/v1/tasks", headers=bearer(token)).status_code == 401
     with pytest.raises(Exception, match="no token"):
         api_tokens.revoke(db, actor("cs1"), info.id)  # not theirs
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v1/nothing-here", 404),
+        ("GET", "/api/v1/instances/99999999999999999999", 404),
+        ("POST", "/api/v2/tasks", 404),
+        ("DELETE", "/api/v1/tasks", 405),
+        ("GET", "/api/v1/tasks/1/claim", 405),
+    ],
+)
+def test_an_unknown_api_route_answers_json_never_the_login_page(
+    app: Flask, db: Database, actor: Callable[[str], Actor], method: str, path: str, status: int
+) -> None:
+    token = api_tokens.create(db, actor("sales1"), "script")
+    for headers in ({}, bearer(token)):
+        response = app.test_client().open(path, method=method, headers=headers)
+        assert response.status_code == status
+        assert response.is_json, response.get_data(as_text=True)[:200]
+        body = response.get_json()
+        assert body["status"] == status
+        assert body["message"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import FilePayload, Page, expect
 
 from engine import runtime
+from engine.people.identity import Actor
 from engine.storage.db import Database
 from tests.conftest import ActorOf, history_types, open_task
 from tests.expense_claims import claim_data
@@ -178,3 +180,52 @@ def test_a_conditional_field_shows_only_while_its_condition_holds(
     page.select_option("#id_type", "护照")
     expect(passport_no).to_be_visible()
     expect(resident_no).to_be_hidden()
+
+
+WATCH_CSP = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI} ${event.sourceFile}:${event.lineNumber}`);
+});
+"""
+
+
+def test_no_page_breaks_the_content_security_policy(
+    db: Database, actor: Callable[[str], Actor], new_page: Callable[[str], Page]
+) -> None:
+    case_id = start(db, actor)
+    drive(db, actor, case_id, until="kyc")
+    page = new_page("sales1")
+    refused: list[str] = []
+    page.on(
+        "console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    page.add_init_script(WATCH_CSP)
+
+    def visit(path: str) -> None:
+        response = page.goto(path)
+        assert response is not None
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+
+    def violations() -> list[str]:
+        found: list[str] = page.evaluate("window.__cspViolations")
+        return found
+
+    visit("/")  # the live inbox: htmx swaps the list in place
+    with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true"):
+        pass
+    expect(page.locator("#count-mine")).to_have_text("1")
+    assert violations() == []
+    visit(f"/tasks/{open_task(db, case_id, 'kyc')}")  # a form with conditional fields, a diagram
+    expect(page.locator("#diagram[data-ready=true]")).to_be_attached()
+    page.select_option("#id_type", "护照")
+    expect(page.locator("[data-field=other_id_no]")).to_be_visible()
+    expect(page.locator("[data-field=id_no]")).to_be_hidden()
+    assert violations() == []
+    visit(f"/cases/{case_id}")
+    expect(page.locator('#diagram [data-element-id="kyc"].current')).to_be_attached()
+    assert violations() == []
+    for path in ("/start", "/cases", "/password", "/settings/tokens"):
+        visit(path)
+        assert violations() == []
+    assert refused == []

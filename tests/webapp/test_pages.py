@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from engine import runtime
-from engine.config import Settings
+from engine.config import PROJECT_ROOT, Settings
 from engine.errors import PermissionDeniedError
 from engine.people import api_tokens
 from engine.runtime.services import inbox
@@ -366,3 +368,61 @@ def test_a_password_change_ends_every_other_session_and_api_token(
     assert here.get("/").status_code == 200  # the session that changed it goes on
     with pytest.raises(PermissionDeniedError):
         api_tokens.authenticate(db, token)
+
+
+def test_a_wrong_method_and_a_server_fault_answer_with_the_error_page(db: Database) -> None:
+    settings = Settings(database_url=db.url, secret_key="test-secret")
+    app = create_app(settings, db=db, TESTING=True, PROPAGATE_EXCEPTIONS=False)
+
+    def broken() -> str:
+        raise RuntimeError("a bug")
+
+    app.add_url_rule("/broken", "broken", broken)
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    client.post(
+        "/login", data={"username": "cs1", "password": "cs1-demo-2026", "csrf_token": token}
+    )
+
+    wrong = client.get("/logout")
+    assert (wrong.status_code, wrong.mimetype) == (405, "text/html")
+    assert "不支持此请求方法" in wrong.get_data(as_text=True)
+    assert "POST" in wrong.headers["Allow"]
+    fault = client.get("/broken")
+    assert (fault.status_code, fault.mimetype) == (500, "text/html")
+    page = fault.get_data(as_text=True)
+    assert "服务器出错" in page
+    assert "a bug" not in page
+    assert "Traceback" not in page
+
+
+def test_every_answer_forbids_inline_script_framing_and_leaking_the_address(
+    app: Flask, login: Callable[[str], FlaskClient]
+) -> None:
+    client = login("sales1")
+    answers = [client.get(path) for path in ("/", "/start", "/cases", "/nothing", "/api/v1/x")]
+    answers += [app.test_client().get("/login"), client.get("/assets/htmx.min.js")]
+    for answer in answers:
+        policy = dict(
+            directive.strip().split(" ", 1)
+            for directive in answer.headers["Content-Security-Policy"].split(";")
+        )
+        assert policy["script-src"] == "'self'"
+        assert policy["style-src"] == "'self'"
+        assert policy["object-src"] == "'none'"
+        assert policy["frame-ancestors"] == "'none'"
+        assert policy["base-uri"] == "'none'"
+        assert policy["form-action"] == "'self'"
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["Referrer-Policy"] == "same-origin"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        answer.close()
+
+
+def test_no_template_holds_inline_script_style_or_event_handlers() -> None:
+    templates = PROJECT_ROOT / "webapp" / "templates"
+    for template in templates.glob("*.html"):
+        html = template.read_text(encoding="utf-8")
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), template.name
+        assert "<style" not in html, template.name
+        assert not re.search(r"\s(on[a-z]+|style)=", html), template.name
