@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.instrumentation import manager_of_class
 
+from engine.storage import audit_rows
 from engine.storage.models import AuditEvent, AuditHead
 from engine.storage.txn import Txn
 from engine.timekeeping import clock
@@ -110,12 +111,6 @@ def record(
     return event
 
 
-_INSERT_EVENTS = (
-    "INSERT INTO audit_event (seq, at, actor, instance_id, task_id, type, payload, prev_hash, hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_READ_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
-_LOCK_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
 _new_event = manager_of_class(AuditEvent).new_instance
 
 
@@ -124,20 +119,9 @@ class _Chain:
 
     def __init__(self, tx: Txn):
         self.tx = tx
-        self.seq, self.hash = self._lock_head()
+        self.seq, self.hash = audit_rows.locked_head(tx, GENESIS)
         self.rows: list[tuple[Any, ...]] = []
         tx.before_commit.append(self.flush)
-
-    def _lock_head(self) -> tuple[int, str]:
-        query = _READ_HEAD if self.tx.sqlite else _LOCK_HEAD
-        row = self.tx.one(query)
-        if row is None:
-            self.tx.execute(
-                "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING",
-                (GENESIS,),
-            )
-            row = self.tx.one(query)
-        return int(row[0]), str(row[1])
 
     def append(
         self,
@@ -166,10 +150,8 @@ class _Chain:
 
     def flush(self) -> None:
         if self.rows:
-            self.tx.executemany(_INSERT_EVENTS, self.rows)
-            self.tx.execute(
-                "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (self.seq, self.hash)
-            )
+            audit_rows.insert_events(self.tx, self.rows)
+            audit_rows.move_head(self.tx, self.seq, self.hash)
             self.rows = []
 
 

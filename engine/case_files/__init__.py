@@ -133,19 +133,16 @@ def _run(task: Any, name: str, params: Mapping[str, Any]) -> Any:
     # the waiting timers' due times (in memory, so a retry starts from the same place)
     saved_data = copy.deepcopy(dict(task.data))
     saved_timers = bpmn.timer_values(task.workflow)
-    tx.execute("SAVEPOINT opsflow_operator")
-    try:
-        result = found.function(call, **params)
-    except BaseException as exc:
-        tx.execute("ROLLBACK TO SAVEPOINT opsflow_operator")  # also revives an aborted PG txn
-        tx.execute("RELEASE SAVEPOINT opsflow_operator")
-        task.data.clear()
-        task.data.update(saved_data)
-        bpmn.restore_timer_values(task.workflow, saved_timers)
-        if not isinstance(exc, Exception):
-            raise
-        raise ScriptFailedError(f"{name}: {exc}", call.element_id) from exc
-    tx.execute("RELEASE SAVEPOINT opsflow_operator")
+    with tx.savepoint("opsflow_operator"):
+        try:
+            result = found.function(call, **params)
+        except BaseException as exc:
+            task.data.clear()
+            task.data.update(saved_data)
+            bpmn.restore_timer_values(task.workflow, saved_timers)
+            if not isinstance(exc, Exception):
+                raise
+            raise ScriptFailedError(f"{name}: {exc}", call.element_id) from exc
     call.audit(
         "operator_called",
         {"operator": name, "params": _masked(forms.to_json_data(dict(params))), "result": result},

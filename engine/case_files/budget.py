@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 
 from engine.case_files import Call, operator
 from engine.errors import InvalidInputError, NotFoundError
+from engine.storage import budget as budget_rows
 from engine.storage.models import BudgetLine
 from engine.timekeeping import clock
-
-_LINE = "SELECT id, amount, committed, spent FROM budget_line WHERE year = ? AND cost_center = ? AND category = ?"
 
 
 def _money(value: Any, what: str) -> Decimal:
@@ -45,13 +44,11 @@ def _year(value: Any) -> int:
 def _line(
     call: Call, year: Any, cost_center: str, category: str
 ) -> tuple[int, Decimal, Decimal, Decimal] | None:
-    # on PostgreSQL two claims on one line must not both read the same totals (SQLite's
-    # BEGIN IMMEDIATE already serializes writers)
-    sql = _LINE if call.tx.sqlite else _LINE + " FOR UPDATE"
-    row = call.tx.one(sql, (_year(year), str(cost_center), str(category)))
-    if row is None:
+    # two claims on one line must not both read the same totals
+    line = budget_rows.locked_line(call.tx, _year(year), str(cost_center), str(category))
+    if line is None:
         return None
-    return int(row[0]), Decimal(row[1]), Decimal(row[2]), Decimal(row[3])
+    return line.id, line.budget, line.committed, line.spent
 
 
 def _snapshot(
@@ -70,11 +67,8 @@ def _snapshot(
 def _claim_commitment(call: Call, line_id: int, claim_ref: str) -> Decimal:
     """What this claim has committed on the line and not yet spent or released."""
     total = Decimal("0")
-    for kind, amount in call.tx.all(
-        "SELECT kind, amount FROM budget_entry WHERE line_id = ? AND claim_ref = ? ORDER BY id",
-        (line_id, claim_ref),
-    ):
-        total += Decimal(amount) if kind == "commit" else -Decimal(amount)
+    for kind, amount in budget_rows.claim_entries(call.tx, line_id, claim_ref):
+        total += amount if kind == "commit" else -amount
     return total
 
 
@@ -84,18 +78,11 @@ def _claim(call: Call) -> str:
 
 
 def _entry(call: Call, line_id: int, kind: str, amount: Decimal, claim_ref: str) -> None:
-    call.tx.execute(
-        "INSERT INTO budget_entry (line_id, kind, amount, claim_ref, instance_id, at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (line_id, kind, str(amount), claim_ref, call.instance_id, call.tx.when(clock.now())),
-    )
+    budget_rows.add_entry(call.tx, line_id, kind, amount, claim_ref, call.instance_id, clock.now())
 
 
 def _move(call: Call, line_id: int, committed: Decimal, spent: Decimal) -> None:
-    call.tx.execute(
-        "UPDATE budget_line SET committed = ?, spent = ?, updated_at = ? WHERE id = ?",
-        (str(committed), str(spent), call.tx.when(clock.now()), line_id),
-    )
+    budget_rows.set_totals(call.tx, line_id, committed, spent, clock.now())
 
 
 @operator("budget_check", required=("cost_center", "category", "year", "amount"))

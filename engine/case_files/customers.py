@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from engine.case_files import Call, operator
 from engine.errors import InvalidInputError, NotFoundError
+from engine.storage import customers as customer_rows
+from engine.storage import users
 from engine.storage.models import Customer, Policy, User
 from engine.timekeeping import clock
 
@@ -42,41 +45,27 @@ def _required(values: Mapping[str, Any], keys: tuple[str, ...], what: str) -> No
 @operator("customer_file", required=("customer",))
 def customer_file(call: Call, customer: Mapping[str, Any]) -> dict[str, Any]:
     _required(customer, ("name", "id_type", "id_no"), "customer")
-    values = {
-        k: (str(customer[k]) if customer.get(k) not in (None, "") else None)
-        for k in _CUSTOMER_FIELDS
-    }
-    tx, now = call.tx, call.tx.when(clock.now())
-    row = tx.one(
-        "SELECT id, customer_no FROM customer WHERE id_type = ? AND id_no = ?",
-        (values["id_type"], values["id_no"]),
+    values = customer_rows.CustomerValues(
+        **{
+            k: (str(customer[k]) if customer.get(k) not in (None, "") else None)
+            for k in _CUSTOMER_FIELDS
+        }
     )
-    if row is not None:
-        tx.execute(
-            "UPDATE customer SET name = ?, mobile = COALESCE(?, mobile),"
-            " occupation = COALESCE(?, occupation), address = COALESCE(?, address), updated_at = ?"
-            " WHERE id = ?",
-            (
-                values["name"],
-                values["mobile"],
-                values["occupation"],
-                values["address"],
-                now,
-                row[0],
-            ),
-        )
-        customer_no, created = str(row[1]), False
+    tx, now = call.tx, clock.now()
+    found = customer_rows.customer_by_identity(tx, values.id_type, values.id_no)
+    if found is not None:
+        customer_id, customer_no = found
+        customer_rows.update_customer(tx, customer_id, values, now)
+        created = False
     else:
-        new_id = tx.insert(
-            "INSERT INTO customer (customer_no, name, id_type, id_no, mobile, occupation, address,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (f"new-{values['id_type']}-{values['id_no']}"[:16], *values.values(), now),
+        new_id = customer_rows.insert_customer(
+            tx, f"new-{values.id_type}-{values.id_no}"[:16], values, now
         )
         customer_no, created = f"C{new_id:06d}", True
-        tx.execute("UPDATE customer SET customer_no = ? WHERE id = ?", (customer_no, new_id))
+        customer_rows.set_customer_no(tx, new_id, customer_no)
     call.audit(
         "customer_filed",
-        {"customer_no": customer_no, "created": created, "id_no": mask_id(str(values["id_no"]))},
+        {"customer_no": customer_no, "created": created, "id_no": mask_id(str(values.id_no))},
     )
     return {"customer_no": customer_no, "created": created}
 
@@ -85,35 +74,40 @@ def customer_file(call: Call, customer: Mapping[str, Any]) -> dict[str, Any]:
 def policy_record(call: Call, policy: Mapping[str, Any]) -> dict[str, Any]:
     _required(policy, ("policy_no", "customer_no", "insurer", "product_code", "category"), "policy")
     tx = call.tx
-    customer = tx.one(
-        "SELECT id FROM customer WHERE customer_no = ?", (str(policy["customer_no"]),)
-    )
-    if customer is None:
+    customer_id = customer_rows.customer_id(tx, str(policy["customer_no"]))
+    if customer_id is None:
         raise NotFoundError(
             f"客户 {policy['customer_no']} 不存在 / no customer {policy['customer_no']}"
         )
-    if tx.one("SELECT 1 FROM policy WHERE policy_no = ?", (str(policy["policy_no"]),)):
+    if customer_rows.policy_exists(tx, str(policy["policy_no"])):
         raise InvalidInputError(
             f"保单号 {policy['policy_no']} 已存在 / policy {policy['policy_no']} exists"
         )
     seller = policy.get("seller")
-    seller_row = tx.one('SELECT id FROM "user" WHERE username = ?', (seller,)) if seller else None
+    seller_id = users.user_id(tx, seller) if seller else None
     category = str(policy["category"])
     life = bool(policy["life"]) if "life" in policy else category in LIFE_CATEGORIES
     term = policy.get("term_years")
-    tx.execute(
-        "INSERT INTO policy (policy_no, customer_id, insured_name, insurer, product_code, category,"
-        " life, term_years, sum_insured, premium, effective_date, receipt_signed_date, seller_id,"
-        " instance_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            str(policy["policy_no"]), customer[0], policy.get("insured_name") or None,
-            str(policy["insurer"]), str(policy["product_code"]), category, life,
-            int(term) if isinstance(term, int | str) and str(term).isdigit() else None,
-            _text(policy.get("sum_insured")), _text(policy.get("premium")),
-            _text(policy.get("effective_date")), _text(policy.get("receipt_signed_date")),
-            seller_row[0] if seller_row else None, call.instance_id, tx.when(clock.now()),
+    customer_rows.insert_policy(
+        tx,
+        customer_rows.NewPolicy(
+            policy_no=str(policy["policy_no"]),
+            customer_id=customer_id,
+            insured_name=policy.get("insured_name") or None,
+            insurer=str(policy["insurer"]),
+            product_code=str(policy["product_code"]),
+            category=category,
+            life=life,
+            term_years=int(term) if isinstance(term, int | str) and str(term).isdigit() else None,
+            sum_insured=_text(policy.get("sum_insured")),
+            premium=_text(policy.get("premium")),
+            effective_date=_text(policy.get("effective_date")),
+            receipt_signed_date=_text(policy.get("receipt_signed_date")),
+            seller_id=seller_id,
+            instance_id=call.instance_id,
+            recorded_at=clock.now(),
         ),
-    )  # fmt: skip
+    )
     return {"policy_no": str(policy["policy_no"])}
 
 
@@ -123,21 +117,10 @@ def _text(value: Any) -> str | None:
 
 @operator("policy_lookup", required=("policy_no",))
 def policy_lookup(call: Call, policy_no: str) -> dict[str, Any]:
-    row = call.tx.one(
-        "SELECT p.policy_no, c.customer_no, c.name, p.insured_name, p.insurer, p.product_code,"
-        " p.category, p.life, p.term_years, u.username, p.effective_date"
-        ' FROM policy p JOIN customer c ON c.id = p.customer_id LEFT JOIN "user" u ON u.id = p.seller_id'
-        " WHERE p.policy_no = ?",
-        (str(policy_no or ""),),
-    )
-    keys = (
-        "policy_no", "customer_no", "customer_name", "insured_name", "insurer", "product_code",
-        "category", "life", "term_years", "seller", "effective_date",
-    )  # fmt: skip
-    if row is None:
-        return {"found": False, **dict.fromkeys(keys)}
-    found = dict(zip(keys, row, strict=True))
-    found["life"] = bool(found["life"])
+    on_file = customer_rows.policy_on_file(call.tx, str(policy_no or ""))
+    if on_file is None:
+        return {"found": False, **dict.fromkeys(f.name for f in fields(customer_rows.PolicyOnFile))}
+    found = asdict(on_file)
     found["insured_name"] = found["insured_name"] or found["customer_name"]
     return {"found": True, **found}
 

@@ -15,7 +15,7 @@ from typing import Any
 from engine import bpmn
 from engine.case_files import Call, operator
 from engine.errors import ConflictError, InvalidInputError
-from engine.storage.models import NEVER, TaskStatus
+from engine.storage import case_clocks
 from engine.timekeeping import clock
 from engine.timekeeping.workdays import CHINA_TZ
 
@@ -38,11 +38,7 @@ def clock_pause(call: Call, reason: str) -> dict[str, Any]:
     paused_at = _china(now)
     held = bpmn.pause_clock(call.workflow, paused_at)
     call.task.data[PAUSED_AT] = paused_at  # for the diagram's own records
-    call.tx.execute(
-        f"UPDATE human_task SET paused_at = ? WHERE instance_id = ? AND status = '{TaskStatus.OPEN}'"
-        " AND due_at IS NOT NULL AND paused_at IS NULL",
-        (call.tx.when(now), call.instance_id),
-    )
+    case_clocks.pause_due_times(call.tx, call.instance_id, now)
     call.audit("clock_paused", {"reason": reason, "paused_at": paused_at, "timers": held})
     return {"paused_at": paused_at}
 
@@ -84,19 +80,9 @@ def clock_resume(call: Call, deadlines: list[str]) -> dict[str, Any]:
 
 
 def _shift_task_due_times(call: Call, paused_for: Any) -> list[list[Any]]:
-    tx = call.tx
-    rows = tx.all(
-        f"SELECT id, bpmn_id, due_at FROM human_task WHERE instance_id = ? AND status = '{TaskStatus.OPEN}'"
-        " AND paused_at IS NOT NULL ORDER BY id",
-        (call.instance_id,),
-    )
     moved = []
-    for task_id, bpmn_id, raw_due in rows:
-        due = tx.read_when(raw_due)
+    for task_id, bpmn_id, due in case_clocks.paused_tasks(call.tx, call.instance_id):
         new_due = None if due is None else due + paused_for
-        tx.execute(
-            "UPDATE human_task SET due_at = ?, sort_due_at = ?, paused_at = NULL WHERE id = ?",
-            (tx.when(new_due), tx.when(new_due or NEVER), task_id),
-        )
+        case_clocks.resume_due_time(call.tx, task_id, new_due)
         moved.append([bpmn_id, _china(due) if due else None, _china(new_due) if new_due else None])
     return moved

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.case_files import Call, operator
 from engine.errors import InvalidInputError
+from engine.storage import invoices as invoice_rows
 from engine.timekeeping import clock
 
 
@@ -27,29 +28,19 @@ def _numbers(invoices: Any) -> list[str]:
 def invoice_register(call: Call, invoices: list[Mapping[str, Any]]) -> dict[str, Any]:
     numbers = _numbers(invoices)
     tx = call.tx
-    tx.execute("DELETE FROM invoice_register WHERE instance_id = ?", (call.instance_id,))
+    invoice_rows.release_all(tx, call.instance_id)
     duplicates, registered = [], []
     for number in numbers:
-        held = tx.one("SELECT instance_id FROM invoice_register WHERE invoice_no = ?", (number,))
-        if held is not None:
+        if invoice_rows.holder(tx, number) is not None:
             duplicates.append(number)
             continue
-        tx.execute(
-            "INSERT INTO invoice_register (invoice_no, instance_id, registered_at) VALUES (?, ?, ?)",
-            (number, call.instance_id, tx.when(clock.now())),
-        )
+        invoice_rows.register(tx, number, call.instance_id, clock.now())
         registered.append(number)
     return {"registered": registered, "duplicates": duplicates}
 
 
 @operator("invoice_release", required=())
 def invoice_release(call: Call) -> dict[str, Any]:
-    released = [
-        row[0]
-        for row in call.tx.all(
-            "SELECT invoice_no FROM invoice_register WHERE instance_id = ? ORDER BY invoice_no",
-            (call.instance_id,),
-        )
-    ]
-    call.tx.execute("DELETE FROM invoice_register WHERE instance_id = ?", (call.instance_id,))
+    released = invoice_rows.held_by(call.tx, call.instance_id)
+    invoice_rows.release_all(call.tx, call.instance_id)
     return {"released": released}

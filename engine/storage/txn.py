@@ -121,6 +121,18 @@ class Txn:
         row = self.one(sql + " RETURNING id", params)
         return int(row[0])
 
+    @contextmanager
+    def savepoint(self, name: str) -> Iterator[None]:
+        """Undo what the block wrote if it raises (also revives an aborted PostgreSQL transaction)."""
+        self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        self.execute(f"RELEASE SAVEPOINT {name}")
+
     # --- values, exactly as the ORM column types bind and read them ---
 
     def when(self, value: datetime | None) -> Any:
