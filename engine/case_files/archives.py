@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine.case_files import Call, operator
+from engine.case_files.operators import Call, operator
 from engine.errors import ConflictError, InvalidInputError
 from engine.storage import archives as archive_rows
 from engine.storage.models import ArchiveItem

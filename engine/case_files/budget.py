@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.case_files import Call, operator
+from engine.case_files.operators import Call, operator
 from engine.errors import InvalidInputError, NotFoundError
 from engine.storage import budget as budget_rows
 from engine.storage.models import BudgetLine

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import bpmn
-from engine.case_files import Call, operator
+from engine.case_files.operators import Call, operator
 from engine.errors import ConflictError, InvalidInputError
 from engine.storage import case_clocks
 from engine.timekeeping import clock

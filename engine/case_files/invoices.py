@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.case_files import Call, operator
+from engine.case_files.operators import Call, operator
 from engine.errors import InvalidInputError
 from engine.storage import invoices as invoice_rows
 from engine.timekeeping import clock
