@@ -46,7 +46,8 @@ def test_every_table_cell_is_labelled_with_its_column_and_row(
         .get_data(as_text=True)
     )
     assert 'aria-label="发票号码 第1行"' in html
-    assert 'data-min-rows="1"' in html and 'data-max-rows="100"' in html
+    assert 'data-min-rows="1"' in html
+    assert 'data-max-rows="100"' in html
     # every input, select and textarea has a <label for> or an aria-label
     labelled = set(re.findall(r'<label for="([^"]+)"', html))
     for tag in re.findall(r"<(?:input|select|textarea)\b[^>]*>", html):
