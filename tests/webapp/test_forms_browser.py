@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import FilePayload, Page, expect
 
+from engine.people import identity
 from engine.storage.db import Database
 from tests.conftest import ActorOf
 from tests.expense_claims import claim_data
@@ -76,3 +77,19 @@ def test_a_refused_submit_marks_the_wrong_cell_and_focuses_the_first_error(
     expect(page.locator("#invoices-0-amount")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#invoices-0-invoice_no")).not_to_have_attribute("aria-invalid", "true")
     expect(page.locator("#purpose")).to_be_focused()
+
+
+def test_the_person_picker_offers_only_the_holders_of_the_role(
+    db: Database, new_page: NewPage
+) -> None:
+    with db.read() as session:
+        holders = [p.username for p in identity.colleagues(session, "CS", besides=0)]
+    assert "sales1" not in holders
+    page = new_page("cs1")
+    page.goto("/start")
+    page.locator("[data-process=complaint]").get_by_role("button", name="发起").click()
+    picker = page.locator("select#handler")
+    expect(picker).to_have_attribute("data-role", "CS")
+    offered = picker.locator("option").evaluate_all("options => options.map(o => o.value)")
+    assert offered == ["", *holders]
+    expect(page.get_by_role("group", name="投诉人")).to_be_visible()  # a titled section
