@@ -1,4 +1,4 @@
-"""Take the README's screenshots: the inbox, a task page and a case page, in zh-CN.
+"""Take the README's screenshots: the inbox, a task page and a case page, in zh-CN (desktop and a 390 px phone).
 
 Builds a throwaway SQLite database with the demo department, starts a few cases, serves the web
 app in a thread and photographs it with Debian's chromium (``make screenshots``).
@@ -96,6 +96,16 @@ def main() -> None:
             page.goto(f"/cases/{case_id}")
             page.wait_for_selector("#diagram[data-ready=true]")
             page.screenshot(path=str(OUT / "case.png"), full_page=True)
+            # the same pages on a 390 px phone
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.goto("/?tab=mine")
+            page.screenshot(path=str(OUT / "inbox_390.png"), full_page=True)
+            page.locator("#task-list a").first.click()
+            page.wait_for_selector("#diagram[data-ready=true]")
+            page.screenshot(path=str(OUT / "task_390.png"), full_page=True)
+            page.goto(f"/cases/{case_id}")
+            page.wait_for_selector("#diagram[data-ready=true]")
+            page.screenshot(path=str(OUT / "case_390.png"), full_page=True)
             browser.close()
         server.shutdown()
         db.dispose()

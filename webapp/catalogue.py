@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from engine.runtime.services import catalogue, inbox
@@ -10,10 +10,14 @@ from webapp.auth import actor, db
 
 bp = Blueprint("catalogue", __name__)
 
+SEARCH_LENGTH = 100
+
 
 @bp.get("/start")
 def index() -> ResponseReturnValue:
-    return render_template("catalogue.html", processes=catalogue.catalogue(db(), actor()))
+    search = request.args.get("q", "").strip()[:SEARCH_LENGTH]
+    processes = catalogue.catalogue(db(), actor(), search=search or None)
+    return render_template("catalogue.html", processes=processes, search=search)
 
 
 @bp.post("/start/<key>")

@@ -6,13 +6,15 @@ values (multi choice, attachments) repeat the name; a checkbox sends ``true`` wh
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
 from engine.forms import FieldDefinition, FormDefinition
 
-MAX_ROWS = 200
+# A bound on what is read from one request; the definition's max_rows is checked by the engine.
+MAX_ROWS = 2000
 
 
 def parse(form: FormDefinition | None, submitted: MultiDict[str, str]) -> dict[str, Any]:
@@ -44,16 +46,17 @@ def _value(field: FieldDefinition, name: str, submitted: MultiDict[str, str]) ->
 def _rows(
     field: FieldDefinition, name: str, submitted: MultiDict[str, str]
 ) -> list[dict[str, Any]]:
+    """Every row the page sent, in row-number order (numbers may have gaps: a row was removed)."""
+    pattern = re.compile(rf"{re.escape(name)}-([0-9]{{1,6}})-")
+    indices = sorted({int(m.group(1)) for key in submitted if (m := pattern.match(key))})
     rows = []
-    for index in range(MAX_ROWS):
+    for index in indices[:MAX_ROWS]:
         prefix = f"{name}-{index}-"
-        if not any(key.startswith(prefix) for key in submitted):
-            break
         row = {}
         for column in field.columns:
             value = _value(column, prefix + column.name, submitted)
             if value not in (None, ""):
                 row[column.name] = value
-        if row:  # a blank row left in the page is no row
+        if any(value is not False for value in row.values()):  # a blank row is no row
             rows.append(row)
     return rows

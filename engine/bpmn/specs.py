@@ -12,7 +12,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from engine.bpmn.errors import invalid, translated_parse_errors
-from engine.bpmn.xml import executable_process_id, parse_xml
+from engine.bpmn.xml import executable_process_id, parse_xml, process_documentation
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class CompiledProcess:
     user_tasks: Mapping[str, UserTaskSpec]
     called_keys: frozenset[str]
     timer_start: str | None
+    documentation: str = ""  # the process element's bpmn:documentation: what it is for
 
 
 class _Parser(SpiffBpmnParser):  # type: ignore[misc]
@@ -105,6 +106,7 @@ def _compile(
         user_tasks=_user_tasks(specs),
         called_keys=frozenset(_called_keys(specs)),
         timer_start=_timer_start(spec),
+        documentation=process_documentation(root, key),
     )
 
 

@@ -70,6 +70,15 @@ def executable_process_id(root: etree._Element, source: str) -> str:
     return str(executable[0].get("id"))
 
 
+def process_documentation(root: etree._Element, key: str) -> str:
+    """The text of the ``bpmn:documentation`` of process ``key`` ("" when it has none)."""
+    for process in root.findall("bpmn:process", _NS):
+        if process.get("id") == key:
+            node = process.find("bpmn:documentation", _NS)
+            return " ".join((node.text or "").split()) if node is not None else ""
+    return ""
+
+
 def message_names(bpmn_xml: str, source: str) -> set[str]:
     """The names of the messages a file declares (a form of the same key validates their payload)."""
     root = parse_xml(bpmn_xml, source)

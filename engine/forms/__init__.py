@@ -26,7 +26,14 @@ Callers use the names below, as ``from engine import forms; forms.validate``; th
 error messages, ``localize``) and ``json_data`` (``to_json_data``).
 """
 
-from engine.forms.definitions import Choice, Condition, DateBound, FieldDefinition, FormDefinition
+from engine.forms.definitions import (
+    Choice,
+    Condition,
+    DateBound,
+    FieldDefinition,
+    FormDefinition,
+    Section,
+)
 from engine.forms.json_data import to_json_data
 from engine.forms.messages import localize
 from engine.forms.reader import from_document, load_form, load_forms_dir, to_document
@@ -38,6 +45,7 @@ __all__ = [
     "DateBound",
     "FieldDefinition",
     "FormDefinition",
+    "Section",
     "from_document",
     "load_form",
     "load_forms_dir",

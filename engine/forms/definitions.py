@@ -45,6 +45,14 @@ class Condition:
 
 
 @dataclasses.dataclass(frozen=True)
+class Section:
+    """A titled group of a form's top-level fields, shown together (in two columns when wide)."""
+
+    title: dict[str, str]
+    fields: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class FieldDefinition:
     """One field of a form, or one column of a table field."""
 
@@ -67,6 +75,7 @@ class FieldDefinition:
     min_rows: int | None = None
     max_rows: int | None = None
     unique: bool = False
+    role: str | None = None  # a "user" field: the role the chosen person must hold
 
     @functools.cached_property
     def choice_values(self) -> frozenset[str]:
@@ -84,6 +93,7 @@ class FormDefinition:
     title: dict[str, str]
     fields: tuple[FieldDefinition, ...]
     description: dict[str, str] | None = None
+    sections: tuple[Section, ...] = ()
     digest: str = ""
     # The JSON document the definition was read from, as deployed with a process version.
     document: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -96,3 +106,20 @@ class FormDefinition:
             if definition.name == name:
                 return definition
         raise KeyError(name)
+
+    def groups(self) -> list[tuple[Section | None, tuple[FieldDefinition, ...]]]:
+        """The fields to show, grouped by section (one untitled group when there are none)."""
+        if not self.sections:
+            return [(None, self.fields)]
+        return [(s, tuple(self.field(name) for name in s.fields)) for s in self.sections]
+
+    def user_roles(self) -> dict[str, str]:
+        """Field path (``handler``, ``table.column``) → role of every "user" field."""
+        found: dict[str, str] = {}
+        for field in self.fields:
+            if field.role is not None:
+                found[field.name] = field.role
+            for column in field.columns:
+                if column.role is not None:
+                    found[f"{field.name}.{column.name}"] = column.role
+        return found

@@ -48,6 +48,8 @@ _MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
     "min_rows": ("至少需要 {n} 行", "Enter at least {n} rows."),
     "max_rows": ("最多 {n} 行", "Enter at most {n} rows."),
     "duplicate": ("与第 {row} 行重复", "Same as row {row}."),
+    "not_username": ("请选择一位同事", "Choose a colleague."),
+    "not_holder": ("所选人员不是在职的 {role} 角色成员", "The person chosen is no active {role}."),
 }
 _FORM_INVALID: Final[Mapping[str, str]] = {"zh": "表单数据无效", "en": "Form data is not valid."}
 _ZH_NUMERALS: Final = ("零", "一", "两", "三", "四", "五", "六", "七", "八", "九", "十")

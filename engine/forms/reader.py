@@ -19,7 +19,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from engine.errors import DefinitionProblem, InvalidDefinitionError
-from engine.forms.definitions import Choice, Condition, DateBound, FieldDefinition, FormDefinition
+from engine.forms.definitions import (
+    Choice,
+    Condition,
+    DateBound,
+    FieldDefinition,
+    FormDefinition,
+    Section,
+)
 from engine.forms.messages import _FieldError
 from engine.forms.validation import (
     _CONVERTERS,
@@ -90,7 +97,9 @@ def load_forms_dir(path: pathlib.Path) -> dict[str, FormDefinition]:
 
 _NAME_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _RELATIVE_DATE_RE: Final = re.compile(r"today(?:([+-])([0-9]{1,5})d)?")
-_FORM_KEYS: Final = frozenset({"key", "title", "description", "fields"})
+_FORM_KEYS: Final = frozenset({"key", "title", "description", "fields", "sections"})
+_SECTION_KEYS: Final = frozenset({"title", "fields"})
+_ROLE_RE: Final = re.compile(r"[A-Z][A-Z0-9_]{0,31}")
 _COMMON_KEYS: Final = frozenset(
     {"name", "type", "label", "help", "required", "required_when", "visible_when", "default"}
 )
@@ -116,6 +125,7 @@ _TYPE_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "attachment": frozenset(),
     "attachments": frozenset({"max_files"}),
     "table": frozenset({"columns", "min_rows", "max_rows"}),
+    "user": frozenset({"role"}),
 }
 
 
@@ -227,11 +237,50 @@ def _read_form(document: object, problems: _Problems, digest: str) -> FormDefini
     title = reader.localized("title", required=True)
     description = reader.localized("description")
     fields = _read_fields(document.get("fields"), problems, parent=None)
+    sections = _read_sections(document.get("sections"), fields, problems)
     if problems.items or not isinstance(key, str) or title is None:
         return None
-    form = FormDefinition(key, title, fields, description=description, digest=digest)
+    form = FormDefinition(
+        key, title, fields, description=description, sections=sections, digest=digest
+    )
     compiled(form)  # once, when read: validate() only runs the ready schema
     return form
+
+
+def _read_sections(
+    raw: object, fields: tuple[FieldDefinition, ...], problems: _Problems
+) -> tuple[Section, ...]:
+    """``sections``: each {"title": {...}, "fields": [names]}; every field in exactly one."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        problems.add(None, "'sections' must be a non-empty list")
+        return ()
+    sections: list[Section] = []
+    placed: list[str] = []
+    for index, item in enumerate(raw):
+        where = f"sections[{index}]"
+        if not isinstance(item, dict):
+            problems.add(where, 'a section must be {"title": {...}, "fields": [names]}')
+            continue
+        reader = _Reader(item, problems, where)
+        reader.check_keys(_SECTION_KEYS)
+        title = reader.localized("title", required=True)
+        names = item.get("fields")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            reader.problem("'fields' must be a non-empty list of field names")
+            continue
+        placed.extend(names)
+        if title is not None:
+            sections.append(Section(title, tuple(names)))
+    declared = [field.name for field in fields]
+    for name in sorted(set(placed) - set(declared)):
+        problems.add("sections", f"{name!r} is not a field of the form")
+    for name in sorted({n for n in placed if placed.count(n) > 1}):
+        problems.add("sections", f"{name!r} is in more than one section")
+    for name in [n for n in declared if n not in placed]:
+        problems.add("sections", f"{name!r} is in no section")
+    return tuple(sections)
 
 
 def _read_fields(
@@ -462,6 +511,14 @@ def _read_choice(item: object) -> Choice | None:
     return Choice(value, dict(label))
 
 
+def _user_options(reader: _Reader) -> dict[str, Any]:
+    role = reader.obj.get("role")
+    if not isinstance(role, str) or not _ROLE_RE.fullmatch(role):
+        reader.problem(f"'role' must be a role code such as \"CS\" (got {role!r})")
+        return {}
+    return {"role": role}
+
+
 def _attachments_options(reader: _Reader) -> dict[str, Any]:
     return {"max_files": reader.count("max_files", minimum=1)}
 
@@ -490,4 +547,5 @@ _OPTION_READERS: Final[Mapping[str, Callable[[_Reader], dict[str, Any]]]] = {
     "attachment": _no_options,
     "attachments": _attachments_options,
     "table": _table_options,
+    "user": _user_options,
 }

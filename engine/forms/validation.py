@@ -14,7 +14,7 @@ import datetime as dt
 import decimal
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
 from marshmallow import EXCLUDE, Schema, ValidationError
@@ -32,6 +32,12 @@ _Converter = Callable[[FieldDefinition, Any, dt.date | None], Any]
 # validate() sets this for the date checks; None while a definition is being loaded.
 _TODAY: Final = contextvars.ContextVar[dt.date | None]("opsflow_form_today", default=None)
 
+# validate() sets this: role -> usernames of its active holders (the "user" fields' check).
+_HOLDERS: Final = contextvars.ContextVar[Callable[[str], Collection[str]] | None](
+    "opsflow_form_holders", default=None
+)
+
+_USERNAME_RE: Final = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _INTEGER_RE: Final = re.compile(r"[+-]?[0-9]{1,18}")
 _DECIMAL_RE: Final = re.compile(r"[+-]?[0-9]{1,28}(?:\.[0-9]{1,28})?")
 _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -259,6 +265,16 @@ def _convert_attachments(
     return digests
 
 
+def _convert_user(definition: FieldDefinition, value: Any, today: dt.date | None) -> str:
+    """A username; when validate() was given the role holders, one holding the field's role."""
+    if not isinstance(value, str) or not _USERNAME_RE.fullmatch(username := value.strip()):
+        raise _FieldError("not_username")
+    holders = _HOLDERS.get()
+    if holders is not None and definition.role and username not in holders(definition.role):
+        raise _FieldError("not_holder", role=definition.role)
+    return username
+
+
 _CONVERTERS: Final[Mapping[str, _Converter]] = {
     "string": _convert_text,
     "text": _convert_text,
@@ -274,6 +290,7 @@ _CONVERTERS: Final[Mapping[str, _Converter]] = {
     "email": _convert_email,
     "attachment": _convert_attachment,
     "attachments": _convert_attachments,
+    "user": _convert_user,
 }
 
 # --------------------------------------------------------------------------- compiled schema
@@ -422,13 +439,20 @@ def _make_field(definition: FieldDefinition) -> _FormField:
 
 
 def validate(
-    form: FormDefinition, data: Mapping[str, Any], *, today: dt.date, locale: str = "zh"
+    form: FormDefinition,
+    data: Mapping[str, Any],
+    *,
+    today: dt.date,
+    locale: str = "zh",
+    holders: Callable[[str], Collection[str]] | None = None,
 ) -> dict[str, Any]:
     """Check ``data`` against ``form`` and return it cleaned, or raise InvalidInputError.
 
     Cleaned values: str, int, Decimal (quantized to ``places``), date, aware datetime, bool,
     list of str (multi_choice, attachments), list of row dicts (table). Every visible field is
     present (None when left empty); a field hidden by ``visible_when`` is absent.
+    ``holders(role)`` gives the usernames of a role's active holders: a "user" field's value must
+    be one of them (without it, only the username's form is checked).
 
     Measured (bench script: 20 000 calls, best of 7): about 18 µs per call for a 6-field form
     (string, choice, decimal with bounds, date with relative bounds, text, conditional text),
@@ -441,11 +465,12 @@ def validate(
         )
     if isinstance(today, dt.datetime):
         today = today.date()
-    token = _TODAY.set(today)
+    token, holders_token = _TODAY.set(today), _HOLDERS.set(holders)
     try:
         cleaned, errors = compiled(form).load(data)
     finally:
         _TODAY.reset(token)
+        _HOLDERS.reset(holders_token)
     if errors:
         raise InvalidInputError(_FORM_INVALID[language], _render_errors(errors, language))
     return cleaned

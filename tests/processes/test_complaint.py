@@ -327,43 +327,45 @@ def test_3c_a_10_day_mediation_pause_moves_every_deadline_by_exactly_10_days(
 # --------------------------------------------------------------------------- 回避 (d)
 
 
-def test_3d_the_respondent_salesperson_is_refused_as_handler(
+def test_3d_the_register_form_offers_only_customer_service_as_handler(
     db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
-    case_id = register(db, actor, frozen_clock, handler="sales1")
-    view = data(db, case_id)
-    assert (view["handler"], view["handler_refused"]) == (None, "sales1")
-    assert view["recusal_check"]["excluded_users"] == ["sales1"]  # respondent and policy seller
-    investigation = open_task(db, case_id, "investigate")
-    task = task_row(db, case_id, "investigate")
+    frozen_clock.set(cn(4, 1, 9))
+    case = runtime.start_instance(db, actor("cs1"), KEY)
+    for outsider in ("sales1", "ddm1"):  # the respondent salesperson, and their direct lead
+        with pytest.raises(InvalidInputError) as refused:
+            work(db, actor("cs1"), case.id, "register", REGISTER | {"handler": outsider})
+        assert refused.value.field_errors["handler"] == ["所选人员不是在职的 CS 角色成员"]
+    work(db, actor("cs1"), case.id, "register", REGISTER | {"handler": None})
+    investigation = open_task(db, case.id, "investigate")
+    task = task_row(db, case.id, "investigate")
     assert (task.assignee_id, task.candidate_role) == (None, "CS")
+    assert data(db, case.id)["recusal_check"]["excluded_users"] == ["sales1"]
     with pytest.raises(PermissionDeniedError):
         runtime.claim_task(db, actor("sales1"), investigation)
     with pytest.raises(PermissionDeniedError):
         runtime.delegate_task(db, actor("cs1"), investigation, "sales1")
-    refusals = events(db, case_id, "permission_denied")
+    refusals = events(db, case.id, "permission_denied")
     assert [(e["actor"], e["task_id"]) for e in refusals] == [
         ("sales1", "investigate"),
         ("cs1", "investigate"),
     ]
-    work(db, actor("cs1"), case_id, "investigate", INVESTIGATION)
-    open_task(db, case_id, "decide")
+    work(db, actor("cs1"), case.id, "investigate", INVESTIGATION)
+    open_task(db, case.id, "decide")
 
 
 def test_the_respondents_direct_lead_may_not_handle_the_case_either(
     db: Database, actor: ActorOf, frozen_clock: FrozenClock
 ) -> None:
-    case_id = register(db, actor, frozen_clock, handler="ddm1")  # sales1's lead
+    case_id = register(db, actor, frozen_clock, handler=None)
     investigation = open_task(db, case_id, "investigate")
-    # named in the data but without the customer-service role: the task stays in the CS queue
-    assert inbox_row(db, investigation).assignee_id is None
     with pytest.raises(PermissionDeniedError):
         runtime.claim_task(db, actor("ddm1"), investigation)
     work(db, actor("cs1"), case_id, "investigate", INVESTIGATION)
     refusal = events(db, case_id, "permission_denied")[0]
     assert (refusal["actor"], refusal["task_id"]) == ("ddm1", "investigate")
     created = next(e for e in events(db, case_id, "task_created") if e["task_id"] == "investigate")
-    assert actor("ddm1").id in created["payload"]["excluded"]  # and recused all the same
+    assert actor("ddm1").id in created["payload"]["excluded"]  # recused all the same
 
 
 def test_a_complaint_about_a_customer_service_colleague_goes_to_another(

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from engine.config import PROJECT_ROOT
+from engine.definitions.regulation import table_rows
 
 REGULATION = PROJECT_ROOT.parent / "shared" / "domain" / "regulation.zh.md"
 TABLE = PROJECT_ROOT / "docs" / "regulation.md"
@@ -42,15 +43,6 @@ def regulation_clauses() -> dict[str, str]:
         elif current and line.strip():
             clauses[current] += line
     return clauses
-
-
-def table_rows() -> list[list[str]]:
-    """The clause table's rows as cells: clause, quote, served by, notes."""
-    text = TABLE.read_text(encoding="utf-8").split("## Clause table", 1)[1]
-    rows = [
-        line.strip().strip("|").split("|") for line in text.splitlines() if line.startswith("|")
-    ]
-    return [[cell.strip() for cell in row] for row in rows[2:]]  # skip header and separator
 
 
 def pending_diagrams() -> set[str]:

@@ -47,7 +47,9 @@ def test_a_claim_is_started_corrected_and_lands_in_the_approvers_queue_live(
 
     seller = new_page("sales1")
     seller.click("text=发起流程")
-    seller.locator("tr", has_text="费用报销").get_by_role("button", name="发起").click()
+    seller.locator("[data-process=expense_reimbursement]").get_by_role(
+        "button", name="发起"
+    ).click()
     expect(seller.get_by_role("heading", name="填写报销单")).to_be_visible()
     fill_claim(seller, "短")
     seller.get_by_role("button", name="提交").click()
@@ -76,7 +78,7 @@ def test_a_sale_is_started_corrected_and_reaches_operations_without_a_reload(
 
     seller = new_page("sales1")
     seller.click("text=发起流程")
-    seller.locator("tr", has_text="客户开发与销售").get_by_role("button", name="发起").click()
+    seller.locator("[data-process=sales]").get_by_role("button", name="发起").click()
     expect(seller.get_by_role("heading", name="登记线索")).to_be_visible()
     seller.fill("#customer_name", "王秀英")
     seller.fill("#mobile", "1391234")  # too short

@@ -3,7 +3,9 @@
 A start event in a lane that names a role (销售组, 客服组 …) may be used by that role's members; a
 start event in an applicant's lane (申请人), or in no lane, by anyone. A process another one
 calls (the new-business callback, called by the sale) is started by its caller, with that case's
-data, and is not offered. ``start`` checks the rules (and the business key's length) and starts;
+data, and is not offered. Each entry carries what the process is for (the diagram's
+documentation) and the regulation clauses it serves (docs/regulation.md, engine.definitions.regulation);
+the catalogue can be searched by name, description and clause. ``start`` checks the rules (and the business key's length) and starts;
 the web, the API and the CLI start through it (the worker's periodic starts as the system, unchecked).
 """
 
@@ -18,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import bpmn
+from engine.definitions.regulation import Clause, clauses_of
 from engine.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from engine.people import assignment
 from engine.people.identity import Actor
@@ -36,12 +39,27 @@ class Startable:
     version: int
     roles: frozenset[str]  # empty: anyone may start it
     called: bool = False  # another process calls it: it starts from there, with that case's data
+    description: str = ""  # the diagram's bpmn:documentation
+    clauses: tuple[Clause, ...] = ()  # the regulation clauses it serves
+
+    def matches(self, search: str) -> bool:
+        """Every word of ``search`` is in the name, key, description or a clause (number or words)."""
+        text = " ".join(
+            [self.name, self.key, self.description]
+            + [f"{clause.number} {clause.quote}" for clause in self.clauses]
+        ).casefold()
+        return all(word in text for word in search.casefold().split())
 
 
-def catalogue(db: Database, actor: Actor) -> list[Startable]:
-    """What ``actor`` may start, by name."""
+def catalogue(db: Database, actor: Actor, search: str | None = None) -> list[Startable]:
+    """What ``actor`` may start, by name; with ``search``, only the entries that match it."""
     return sorted(
-        (e for e in _latest(db) if not e.called and _may_start(actor, e)), key=lambda e: e.name
+        (
+            e
+            for e in _latest(db)
+            if not e.called and _may_start(actor, e) and (not search or e.matches(search))
+        ),
+        key=lambda e: e.name,
     )
 
 
@@ -135,6 +153,8 @@ def _compute_latest(db: Database, session: Session) -> list[Startable]:
                 definition.version,
                 frozenset() if None in roles else frozenset(r for r in roles if r),
                 definition.key in called,
+                definition.compiled.documentation,
+                clauses_of(definition.key),
             )
         )
     return found

@@ -8,6 +8,7 @@ from typing import Any
 
 from engine import audit, bpmn, forms
 from engine.errors import ConflictError, InvalidInputError
+from engine.people import identity
 from engine.people.identity import Actor
 from engine.runtime.base import access, caches, unit_of_work
 from engine.runtime.services import task_actions
@@ -101,4 +102,11 @@ def _validated(
         return {}
     form = caches.of(db).form(definition, task.form_key)
     today = clock.now().astimezone(workdays.CHINA_TZ).date()
-    return forms.validate(form, data, today=today, locale=locale)
+    holders = partial(_holders, db) if form.user_roles() else None
+    return forms.validate(form, data, today=today, locale=locale, holders=holders)
+
+
+def _holders(db: Database, role: str) -> set[str]:
+    """The usernames of ``role``'s active holders (a form's person pickers)."""
+    with db.read() as session:
+        return {person.username for person in identity.colleagues(session, role, besides=0)}

@@ -9,7 +9,7 @@ process owners, administrators and compliance (``access.check_may_read_task``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -34,6 +34,8 @@ class TaskView:
     case: InstanceView
     open: bool  # still to be done; False: a finished task, shown read-only
     colleagues: tuple[tuple[str, str], ...] = ()  # (username, name) the task may be delegated to
+    # the form's person pickers: role -> (username, name) of its active holders
+    people: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 def open_task(db: Database, actor: Actor, task_id: int) -> TaskView:
@@ -61,8 +63,14 @@ def _open(db: Database, actor: Actor, task_id: int, session: Session, tx: Txn) -
             (c.username, c.display_name)
             for c in identity.colleagues(session, task.candidate_role, besides=actor.id)
         )
+    people = {
+        role: tuple(
+            (c.username, c.display_name) for c in identity.colleagues(session, role, besides=0)
+        )
+        for role in sorted(set(form.user_roles().values()) if form is not None else ())
+    }
     case = view_of(db, session, task.instance_id)
-    return TaskView(task, form, case, task.status == store.OPEN, colleagues)
+    return TaskView(task, form, case, task.status == store.OPEN, colleagues, people)
 
 
 def prefill(view: TaskView) -> Mapping[str, Any]:
