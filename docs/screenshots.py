@@ -24,11 +24,36 @@ from engine import case_files, runtime
 from engine.config import Settings
 from engine.definitions import registry
 from engine.people import identity
+from engine.runtime.services import attachments
 from engine.storage.db import Database
 from tests.expense_claims import claim_data
 from webapp import create_app
 
 OUT = ROOT / "docs" / "img"
+
+
+def invoice_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF with a few lines of text, for the screenshots' attached invoice."""
+    text = "BT /F1 14 Tf 56 780 Td 20 TL " + " ".join(f"({line}) '" for line in lines) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R"
+        " /Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(text)} >>\nstream\n{text}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return out
 
 
 def demo_cases(db: Database) -> int:
@@ -44,7 +69,10 @@ def demo_cases(db: Database) -> int:
         claim = claim_data(
             amount, category, day=(datetime.now(UTC).date() - timedelta(days=3)).isoformat()
         )
-        runtime.complete_task(db, sales, case.open_task_ids[0], claim)
+        task_id = case.open_task_ids[0]
+        invoice = invoice_pdf(["INVOICE " + claim["invoices"][0]["invoice_no"], f"CNY {amount}"])
+        stored = attachments.store_file(db, sales, task_id, f"发票-{n + 1}.pdf", invoice)
+        runtime.complete_task(db, sales, task_id, {**claim, "attachments": [stored.sha256]})
         claims.append(case.id)
     lead = runtime.start_instance(db, sales, "sales", business_key="SL-2026-0001")
     runtime.complete_task(

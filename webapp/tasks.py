@@ -74,11 +74,30 @@ def _store_uploads(view: task_view.TaskView, task_id: int, data: dict[str, objec
 def file(sha256: str) -> ResponseReturnValue:
     info, content = attachments.read_file(db(), actor(), sha256)
     response = Response(content, mimetype=info.content_type)
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename*=UTF-8''{_quoted(info.filename)}"
-    )
+    response.headers.update(file_headers(info.filename, info.content_type))
     return response
 
 
-def _quoted(name: str) -> str:
-    return quote(name, safe="")
+INLINE_TYPES = frozenset({"application/pdf", "image/jpeg", "image/png"})
+# a stored file is shown as itself, never as a page of this site: no scripts, no loads, no forms;
+# only this site's pages may frame it (the inline preview)
+FILE_POLICY = (
+    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+)
+
+
+def file_headers(filename: str, content_type: str) -> dict[str, str]:
+    """PDF and images open in the page, anything else downloads, under its real name (RFC 5987)."""
+    disposition = "inline" if content_type in INLINE_TYPES else "attachment"
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
+    return {
+        "Content-Disposition": (
+            f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": FILE_POLICY,
+        "X-Frame-Options": "SAMEORIGIN",
+        "Cache-Control": "private, no-store",
+    }

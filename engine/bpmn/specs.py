@@ -38,6 +38,9 @@ class CompiledProcess:
     called_keys: frozenset[str]
     timer_start: str | None
     documentation: str = ""  # the process element's bpmn:documentation: what it is for
+    # every named element's (name, English name): the English is its ``nameEn`` property, or ""
+    element_names: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    name_en: str = ""  # the process's English name: its ``nameEn`` property, or ""
 
 
 class _Parser(SpiffBpmnParser):  # type: ignore[misc]
@@ -107,6 +110,8 @@ def _compile(
         called_keys=frozenset(_called_keys(specs)),
         timer_start=_timer_start(spec),
         documentation=process_documentation(root, key),
+        element_names=_element_names(specs),
+        name_en=_process_english(root, key),
     )
 
 
@@ -159,6 +164,31 @@ def _user_tasks(specs: list[Any]) -> dict[str, UserTaskSpec]:
                 properties=dict(extensions.get("properties", {})),
             )
     return tasks
+
+
+def _english(spec: Any) -> str:
+    extensions = getattr(spec, "extensions", None) or {}
+    return str(dict(extensions.get("properties", {})).get("nameEn", ""))
+
+
+def _process_english(root: Any, key: str) -> str:
+    """The ``nameEn`` property in the executable process's own extension elements."""
+    for process in root.iter("{*}process"):
+        if process.get("id") != key:
+            continue
+        for prop in process.findall("{*}extensionElements/{*}properties/{*}property"):
+            if prop.get("name") == "nameEn":
+                return str(prop.get("value") or "")
+    return ""
+
+
+def _element_names(specs: list[Any]) -> dict[str, tuple[str, str]]:
+    return {
+        task_spec.bpmn_id: (task_spec.bpmn_name or task_spec.bpmn_id, _english(task_spec))
+        for process_spec in specs
+        for task_spec in process_spec.task_specs.values()
+        if task_spec.bpmn_id
+    }
 
 
 def start_lanes(compiled: CompiledProcess) -> list[str | None]:

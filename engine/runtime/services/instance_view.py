@@ -16,6 +16,7 @@ from engine.errors import NotFoundError
 from engine.people import identity
 from engine.people.identity import Actor
 from engine.runtime.base import access, caches, unit_of_work
+from engine.runtime.services import case_document
 from engine.runtime.step.steps import InstanceSummary
 from engine.storage import store
 from engine.storage.db import Database
@@ -33,6 +34,7 @@ class InstanceView:
     waiting_messages: tuple[str, ...]
     waiting_timers: tuple[tuple[str, datetime], ...]
     history: tuple[Mapping[str, Any], ...]
+    document: case_document.CaseDocument
 
 
 def get_instance(db: Database, instance_id: int) -> InstanceView:
@@ -66,14 +68,17 @@ def view_of(db: Database, session: Session, instance_id: int) -> InstanceView:
         instance.error_message,
         instance.error_element,
     )
+    data = forms.to_json_data(bpmn.workflow_data(workflow))
+    history = tuple(audit.history(session, instance_id))
     return InstanceView(
         summary,
         starter.get(instance.started_by or 0),
         instance.started_at,
-        forms.to_json_data(bpmn.workflow_data(workflow)),
+        data,
         tuple(bpmn.waiting_messages(workflow)),
         tuple(bpmn.waiting_timers(workflow)),
-        tuple(audit.history(session, instance_id)),
+        history,
+        case_document.document_of(db, session, definition, instance_id, data, history),
     )
 
 
