@@ -17,7 +17,8 @@ leaves nothing half-written and puts the instance into the error state naming th
 call is audited (``operator_called``: operator, parameters, result) after the step's own events.
 
 Operators live in ``deadlines`` (the paused clock), ``archives`` (catalogue and holds) and
-``customers`` (customer files and policies) and ``budget`` (the expense budget ledger).
+``customers`` (customer files and policies), ``budget`` (the expense budget ledger) and
+``notifications`` (a diagram's reminders).
 """
 
 from __future__ import annotations
@@ -201,6 +202,7 @@ def problems(service_task: bpmn.ServiceTaskSpec) -> list[str]:
 
 # the operators register themselves on import
 from engine.case_files import archives, budget, customers, deadlines, invoices  # noqa: E402
+from engine.case_files import notifications as _notifications  # noqa: E402, F401
 
 
 def load_demo(session: Session, path: Path) -> None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
@@ -51,14 +50,14 @@ __all__ = [
 ]
 
 QUEUE, ASSIGNED, DELEGATED, REWORK = "queue", "assigned", "delegated", "rework"
-DUE_SOON, OVERDUE, ESCALATED, REMINDER = "due_soon", "overdue", "escalated", "reminder"
-KINDS = (QUEUE, ASSIGNED, DELEGATED, REWORK, DUE_SOON, OVERDUE, ESCALATED, REMINDER)
+DUE_SOON, OVERDUE, ESCALATED = "due_soon", "overdue", "escalated"
+REMINDER, TEAM_REMINDER = sql.REMINDER, sql.TEAM_REMINDER
+KINDS = (QUEUE, ASSIGNED, DELEGATED, REWORK, DUE_SOON, OVERDUE, ESCALATED, REMINDER, TEAM_REMINDER)
 DUE_SOON_BEFORE = timedelta(hours=24)
 RETRY_AFTER = timedelta(minutes=5)  # doubled at each failed send, up to MAX_RETRY_AFTER
 MAX_RETRY_AFTER = timedelta(hours=1)
 MAX_ATTEMPTS = 8
 LANGUAGES = ("zh", "en")
-_LOCAL = ZoneInfo("Asia/Shanghai")
 
 # kind -> (中文, English): the notification's text; {task} {case} {due} {by} {holder} from params
 TEXTS: dict[str, tuple[str, str]] = {
@@ -99,12 +98,11 @@ KIND_NAMES: dict[str, tuple[str, str]] = {
     OVERDUE: ("任务已超期", "A deadline passed"),
     ESCALATED: ("下属的任务超期上报", "Escalation of an overdue task"),
     REMINDER: ("催办提醒", "A reminder (催办)"),
+    TEAM_REMINDER: ("下属任务的催办", "A reminder of my team's task"),
 }
 
 
-def local_time(value: datetime | None) -> str:
-    """A deadline as the department reads it (China time)."""
-    return "" if value is None else value.astimezone(_LOCAL).strftime("%Y-%m-%d %H:%M")
+local_time = sql.local_time
 
 
 def text(kind: str, params: Mapping[str, Any], language: str) -> str:
@@ -370,8 +368,7 @@ def remind_next_due_soon(db: Database) -> int | None:
 
 
 def _case_title(tx: Txn, instance_id: int) -> str:
-    row = tx.one("SELECT title FROM process_instance WHERE id = ?", (instance_id,))
-    return "" if row is None else str(row[0])
+    return sql.case_title(tx, instance_id)
 
 
 def case_title(tx: Txn, instance_id: int) -> str:

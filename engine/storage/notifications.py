@@ -10,11 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from engine.storage.models import TaskStatus
 from engine.storage.txn import Txn
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+_LOCAL = ZoneInfo("Asia/Shanghai")
+
+
+def local_time(value: datetime | None) -> str:
+    """A deadline as the department reads it (China time)."""
+    return "" if value is None else value.astimezone(_LOCAL).strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
@@ -124,3 +131,41 @@ def role_names(tx: Txn, role: str) -> tuple[str, str]:
     """The role's Chinese and English names (its code when unknown)."""
     row = tx.one("SELECT name_zh, name_en FROM role WHERE code = ?", (role,))
     return (role, role) if row is None else (str(row[0]), str(row[1]))
+
+
+REMINDER, TEAM_REMINDER = "reminder", "team_reminder"  # the diagrams' 催办 (``notify`` operator)
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    id: int
+    name: str
+    assignee_id: int | None
+    role: str | None
+    excluded: tuple[int, ...]
+    due_at: datetime | None
+
+
+def open_tasks_named(tx: Txn, instance_id: int, bpmn_id: str) -> list[OpenTask]:
+    """The case's open tasks of this BPMN id (several for a multi-instance task)."""
+    rows = tx.all(
+        "SELECT id, name, assignee_id, candidate_role, excluded_user_ids, due_at FROM human_task"
+        f" WHERE instance_id = ? AND bpmn_id = ? AND status = '{TaskStatus.OPEN}' ORDER BY id",
+        (instance_id, bpmn_id),
+    )
+    return [
+        OpenTask(
+            int(row[0]),
+            str(row[1]),
+            None if row[2] is None else int(row[2]),
+            row[3],
+            tuple(int(p) for p in (row[4] or "").split(",") if p.strip().isdigit()),
+            tx.read_when(row[5]),
+        )
+        for row in rows
+    ]
+
+
+def case_title(tx: Txn, instance_id: int) -> str:
+    row = tx.one("SELECT title FROM process_instance WHERE id = ?", (instance_id,))
+    return "" if row is None else str(row[0])
