@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
 
 from engine import notifications, runtime
 from engine.runtime.services import timers
-from engine.storage.db import Database
+from engine.storage.db import MIGRATIONS_DIR, Database
 from engine.timekeeping.clock import FrozenClock
 from tests.conftest import ActorOf, open_task, work
 from tests.expense_claims import claim_data
@@ -183,3 +187,26 @@ def test_marking_read_lowers_the_unread_count(db: Database, actor: ActorOf) -> N
     assert notifications.mark_read(db, ddm1) == 1
     assert notifications.unread_count(db, ddm1) == 0
     assert all(item.read for item in notifications.list_for(db, ddm1))
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_the_migration_gives_existing_users_their_demo_address_and_chinese(
+    tmp_path: Path,
+) -> None:
+    old = Database(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with old.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+        connection.execute(
+            text(
+                'INSERT INTO "user" (id, username, display_name, password_hash, active)'
+                " VALUES (1, 'sales1', 'S', 'x', 1)"
+            )
+        )
+    old.upgrade()
+    with old.engine.connect() as connection:
+        row = connection.execute(text('SELECT email, language FROM "user"')).one()
+    assert tuple(row) == ("sales1@opsflow.example", "zh")
+    old.dispose()
