@@ -134,6 +134,8 @@ def main() -> None:
             page.goto(f"/cases/{case_id}")
             page.wait_for_selector("#diagram[data-ready=true]")
             page.screenshot(path=str(OUT / "case_390.png"), full_page=True)
+            page.goto("/notifications")
+            page.screenshot(path=str(OUT / "notifications.png"))
             browser.close()
         server.shutdown()
         db.dispose()

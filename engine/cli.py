@@ -13,7 +13,7 @@ from typing import Any
 import click
 from sqlalchemy import exc as db_errors
 
-from engine import audit, case_files, conformance, runtime
+from engine import audit, case_files, conformance, notifications, runtime
 from engine.config import Settings
 from engine.definitions import registry
 from engine.errors import InvalidDefinitionError, InvalidInputError, OpsflowError
@@ -425,12 +425,13 @@ def verify(state: _State) -> None:
 @click.option("--once", is_flag=True, help="fire what is due now and exit")
 @click.pass_obj
 def worker(state: _State, interval: float, once: bool) -> None:
-    """Fire due timers and start periodic processes."""
+    """Fire due timers, start periodic processes, remind of deadlines, send the e-mail outbox."""
+    mailer = notifications.Mailer.from_settings(state.settings)
     if once:
-        click.echo(f"fired: {timers.run_once(state.db)}")
+        click.echo(f"fired: {timers.run_once(state.db, mailer=mailer)}")
         return
     click.echo("worker running; Ctrl-C to stop")
-    timers.run_forever(state.db, interval)
+    timers.run_forever(state.db, interval, mailer=mailer)
 
 
 @main.command(name="conformance")

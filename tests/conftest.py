@@ -25,6 +25,7 @@ from engine.runtime import InstanceSummary
 from engine.runtime.services import inbox
 from engine.storage.db import Database
 from engine.timekeeping import clock
+from tests import mailbox as mailbox_
 
 SHARED = PROJECT_ROOT.parent / "shared"
 _PG_BASE = os.environ.get("OPSFLOW_TEST_DATABASE_URL")
@@ -97,6 +98,9 @@ def _postgresql(request: pytest.FixtureRequest) -> Database:
             f'"{t}"'
             for t in (
                 "login_session",
+                "task_reminder",
+                "notification_preference",
+                "notification",
                 "login_attempt",
                 "saved_filter",
                 "task_draft",
@@ -211,6 +215,15 @@ def work(
 
 def history_types(db: Database, instance_id: int) -> list[str]:
     return [event["type"] for event in runtime.get_instance(db, instance_id).history]
+
+
+@pytest.fixture
+def mailbox() -> Iterator[mailbox_.Server]:
+    """A real SMTP server on loopback; ``mailbox.mailer`` sends to it, ``mailbox.box`` holds what came."""
+    server = mailbox_.Server()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

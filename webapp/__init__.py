@@ -1,7 +1,7 @@
 """The web app: Flask in front of the engine (HTTP only; every decision is the engine's).
 
 ``create_app`` wires the blueprints (one per area: ``auth``, ``inbox``, ``tasks``, ``cases``,
-``catalogue``, ``account``; ``api`` the REST API), the session login (Flask-Login over the
+``catalogue``, ``account``, ``notifications``; ``api`` the REST API), the session login (Flask-Login over the
 engine's login sessions), CSRF protection on every form (Flask-WTF), the language (Flask-Babel;
 zh-CN by default, English selectable) and ``errors``, the only place that turns engine errors
 into status codes.
@@ -32,6 +32,7 @@ from webapp import (
     headers,
     i18n,
     inbox,
+    notifications,
     request_input,
     tasks,
 )
@@ -65,7 +66,7 @@ def create_app(
     headers.init_app(app)
     auth.init_app(app)
     i18n.init_app(app)
-    for module in (auth, inbox, tasks, cases, catalogue, account, assets):
+    for module in (auth, inbox, tasks, cases, catalogue, account, notifications, assets):
         app.register_blueprint(module.bp)
     api.init_app(app)
     errors.init_app(app)

@@ -8,11 +8,13 @@ Flask's development server. The timer worker runs in the serving process unless 
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
 import click
 from gunicorn.app.base import BaseApplication
 
+from engine import notifications
 from engine.cli import main
 from engine.runtime.services import timers
 from webapp import create_app
@@ -38,7 +40,9 @@ def serve(
     """
     app = create_app(state.settings, db=state.db)
     if not no_worker:
-        threading.Thread(target=timers.run_forever, args=(state.db,), daemon=True).start()
+        mailer = notifications.Mailer.from_settings(state.settings)
+        worker = partial(timers.run_forever, state.db, mailer=mailer)
+        threading.Thread(target=worker, daemon=True).start()
     click.echo(f"opsflow: http://{host}:{port}/  (log in at /login)")
     if dev:
         app.run(host=host, port=port, debug=False, use_reloader=False)

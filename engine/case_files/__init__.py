@@ -16,8 +16,9 @@ commits or rolls back with the instance; each call runs under a savepoint, so a 
 leaves nothing half-written and puts the instance into the error state naming the task. Every
 call is audited (``operator_called``: operator, parameters, result) after the step's own events.
 
-The registry is ``operators``; the operators live in ``deadlines`` (the paused clock), ``archives`` (catalogue and holds),
-``customers`` (customer files and policies), ``budget`` (the expense budget ledger) and ``invoices``.
+The registry is ``operators``; the operators live in ``deadlines`` (the paused clock), ``archives``
+(catalogue and holds), ``customers`` (customer files and policies), ``budget`` (the expense budget
+ledger), ``invoices`` and ``notifications`` (a diagram's reminders).
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 # the operators register themselves with engine.case_files.operators when imported
-from engine.case_files import archives, budget, customers, deadlines, invoices, operators
+from engine.case_files import (
+    archives,
+    budget,
+    customers,
+    deadlines,
+    invoices,
+    notifications,
+    operators,
+)
 from engine.case_files.operators import OPERATORS, Call, Operator, operator, problems, step
 
 __all__ = [
@@ -40,6 +49,7 @@ __all__ = [
     "deadlines",
     "invoices",
     "load_demo",
+    "notifications",
     "operator",
     "operators",
     "problems",

@@ -341,5 +341,7 @@ def load_department(session: Session, path: Path) -> list[Mapping[str, Any]]:
                 roles=person["roles"],
                 manager=person.get("manager"),
             )
+            user = session.scalars(select(User).where(User.username == person["username"])).one()
+            user.email = person.get("email", f"{person['username']}@opsflow.example")
             created.append(person)
     return created

@@ -94,6 +94,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     active: Mapped[bool] = mapped_column(default=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    language: Mapped[str] = mapped_column(String(8), default="zh")  # notifications' language
 
 
 class UserRole(Base):
@@ -452,3 +454,52 @@ class InvoiceRegister(Base):
     invoice_no: Mapped[str] = mapped_column(String(64), primary_key=True)
     instance_id: Mapped[int] = mapped_column(index=True)
     registered_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """Something a user is told: in the notification centre (``shown``) and/or by e-mail.
+
+    ``email_status`` is the outbox: ``pending`` until the worker sent it (``sent``), None when
+    the user does not want this kind by e-mail or has no address.
+    """
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        Index("ix_notification_user", "user_id", "shown", "read_at", "id"),
+        Index("ix_notification_outbox", "email_status", "email_next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("human_task.id"))
+    params: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None]
+    shown: Mapped[bool] = mapped_column(default=True)
+    email_status: Mapped[str | None] = mapped_column(String(16))
+    email_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    email_next_at: Mapped[datetime | None]
+    email_error: Mapped[str | None] = mapped_column(Text)
+
+
+class NotificationPreference(Base):
+    """A user's choice for one kind of notification; no row means both in-app and e-mail."""
+
+    __tablename__ = "notification_preference"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    in_app: Mapped[bool] = mapped_column(default=True)
+    email: Mapped[bool] = mapped_column(default=True)
+
+
+class TaskReminder(Base):
+    """A reminder already given for a task (``due_soon``), so the worker gives it once."""
+
+    __tablename__ = "task_reminder"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("human_task.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime]

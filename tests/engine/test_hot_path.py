@@ -71,7 +71,7 @@ def traced(db: Database) -> Iterator[tuple[Database, list[str]]]:
 # statement tracing is the sqlite3 driver's
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 @pytest.mark.usefixtures("steps")
-def test_a_warm_completion_issues_eight_statements_and_no_orm_query(
+def test_a_warm_completion_issues_nine_statements_and_no_orm_query(
     traced: tuple[Database, list[str]], actor: ActorOf
 ) -> None:
     handle, statements = traced
@@ -86,6 +86,7 @@ def test_a_warm_completion_issues_eight_statements_and_no_orm_query(
         "UPDATE human_task",  # the completed task
         "SELECT seq,",  # the audit chain's head
         "INSERT INTO",  # human_task: the next task
+        "INSERT INTO",  # notification: the next task's queue is told, in one statement
         "UPDATE process_instance",  # state, status, version = version + 1 WHERE version = ?
         "INSERT INTO",  # audit_event: task_completed
         "INSERT INTO",  # audit_event: task_created
@@ -93,7 +94,8 @@ def test_a_warm_completion_issues_eight_statements_and_no_orm_query(
         "COMMIT",  # (the pool's reset on return issues nothing after it)
     ]
     assert "INSERT INTO human_task" in statements[4]
-    assert all("audit_event" in s for s in statements[6:8])
+    assert "INSERT INTO notification" in statements[5]
+    assert all("audit_event" in s for s in statements[7:9])
 
 
 @pytest.mark.usefixtures("steps")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from engine import audit
+from engine import audit, notifications
 from engine.errors import ConflictError, PermissionDeniedError
 from engine.people import identity
 from engine.people.identity import Actor
@@ -81,6 +81,13 @@ def _delegate(db: Database, actor: Actor, task_id: int, to_username: str, tx: Tx
     # the colleague must be someone who could have worked it: recusal, segregation of duties
     access.check_may_act(db, tx, colleague, task, instance, taking=True)
     store.set_assignee(tx, task_id, colleague.id)
+    if colleague.id != actor.id:
+        name, due_at = notifications.task_label(tx, task_id)
+        params = notifications.task_params(name, instance.title, due_at, by=actor.display_name)
+        notice = notifications.Notice(
+            notifications.DELEGATED, task.instance_id, task_id, params, (colleague.id,)
+        )
+        notifications.notify(tx, [notice])
     audit.record(
         tx,
         "task_delegated",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import audit, notifications
 from engine.definitions import periodic_starts
 from engine.errors import OpsflowError
 from engine.people import identity
@@ -22,6 +24,7 @@ from engine.runtime.services import inbox, instance_actions
 from engine.runtime.step.steps import RUNNING
 from engine.storage.db import Database
 from engine.storage.models import HumanTask, PeriodicStart, ProcessInstance, Timer, TimerStatus
+from engine.storage.txn import of_session
 from engine.timekeeping import clock
 
 log = logging.getLogger(__name__)
@@ -149,11 +152,38 @@ def escalate_next_overdue(db: Database) -> int | None:
                 "assignee": task.assignee_id,
             },
         )
+        tx = of_session(session)
+        title = notifications.case_title(tx, task.instance_id)
+        notifications.notify(tx, notifications.for_overdue(tx, task, title))
         return task.id
 
 
-def run_once(db: Database, limit: int = 1000) -> int:
-    """Fire everything due now (bounded); returns how many timers, starts and escalations it handled."""
+def run_once(db: Database, limit: int = 1000, mailer: notifications.Mailer | None = None) -> int:
+    """Fire everything due now (bounded); returns how many timers, starts and escalations it handled.
+
+    Then it gives the deadline reminders due and, with a ``mailer``, sends the e-mail outbox
+    (neither is counted: they change no case).
+    """
+    done = _steps(db, limit)
+    _side_steps(db, limit, mailer)
+    return done
+
+
+def _side_steps(db: Database, limit: int, mailer: notifications.Mailer | None) -> None:
+    steps: list[Callable[[Database], int | None]] = [notifications.remind_next_due_soon]
+    if mailer is not None:
+        steps.append(partial(notifications.send_next_email, mailer=mailer))
+    for step in steps:
+        for _ in range(limit):
+            try:
+                if step(db) is None:
+                    break
+            except OpsflowError:
+                log.exception("worker step failed")
+                break
+
+
+def _steps(db: Database, limit: int) -> int:
     done = 0
     for step in (fire_next_due, start_next_periodic, escalate_next_overdue):
         while done < limit:
@@ -167,9 +197,14 @@ def run_once(db: Database, limit: int = 1000) -> int:
     return done
 
 
-def run_forever(db: Database, interval: float = 5.0, stop_after: float | None = None) -> None:
+def run_forever(
+    db: Database,
+    interval: float = 5.0,
+    stop_after: float | None = None,
+    mailer: notifications.Mailer | None = None,
+) -> None:
     """The ``opsflow worker`` loop."""
     started = time.monotonic()
     while stop_after is None or time.monotonic() - started < stop_after:
-        if run_once(db) == 0:
+        if run_once(db, mailer=mailer) == 0:
             time.sleep(interval)

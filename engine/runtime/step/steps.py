@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from engine import audit, bpmn, case_files, forms
+from engine import audit, bpmn, case_files, forms, notifications
 from engine.errors import ScriptError
 from engine.people import assignment
 from engine.people.identity import Actor
@@ -193,10 +193,12 @@ def _sync_tasks(
                 task_id=bpmn_id,
                 payload={"task": row_id},
             )
+    notices: list[notifications.Notice] = []
     for task in ready:
         if task.task_id not in hot.open_tasks:
-            row_id = _create_task(tx, actor, instance, definition, hot.workflow, task)
+            row_id = _create_task(tx, actor, instance, definition, hot.workflow, task, notices)
             hot.open_tasks[task.task_id] = (row_id, task.bpmn_id)
+    notifications.notify(tx, notices)  # one INSERT for the step's new tasks
 
 
 def _create_task(
@@ -206,6 +208,7 @@ def _create_task(
     definition: caches.Definition,
     workflow: Any,
     task: bpmn.ReadyTask,
+    notices: list[notifications.Notice],
 ) -> int:
     rules = definition.rules(task.bpmn_id)
     props = rules.properties
@@ -238,6 +241,19 @@ def _create_task(
             **({"excluded": list(excluded)} if excluded else {}),
         },
     )
+    notice = notifications.for_new_task(
+        tx,
+        instance_id=instance.id,
+        task_id=row_id,
+        params=notifications.task_params(task.name, instance.title, due_at),
+        role=role,
+        assignee=assignee,
+        excluded=excluded,
+        starter=instance.started_by,
+        actor_id=actor.id,
+    )
+    if notice is not None:
+        notices.append(notice)
     return row_id
 
 
