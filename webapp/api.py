@@ -13,15 +13,16 @@ from flask import Flask, g, request
 from flask.typing import ResponseReturnValue
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint
+from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
 from webargs import core
 from webargs.flaskparser import FlaskParser
 
 from engine import runtime
-from engine.errors import PermissionDeniedError
+from engine.errors import InvalidInputError, PermissionDeniedError
 from engine.people import api_tokens
 from engine.people.identity import Actor
-from engine.runtime.services import catalogue, inbox, instance_view
+from engine.runtime.services import attachments, catalogue, inbox, instance_view
 from webapp import request_input
 from webapp.auth import csrf, db
 from webapp.i18n import engine_text
@@ -211,6 +212,55 @@ def start(body: dict[str, Any]) -> Any:
 def instance(instance_id: int) -> dict[str, Any]:
     """A case the caller started or worked on, with its data and audit history."""
     return _case(instance_view.open_case(db(), api_actor(), instance_id))
+
+
+# --- starting a case with data, uploading a file ---
+
+
+class CaseStartSchema(StartSchema):
+    data = fields.Dict(keys=fields.Str(), load_default=dict)
+
+
+class UploadSchema(Schema):
+    file = Upload(required=True)
+
+
+class StoredFileSchema(Schema):
+    sha256 = fields.Str()
+    filename = fields.Str()
+    content_type = fields.Str()
+    size = fields.Int()
+
+
+@bp.route("/cases", methods=["POST"])
+@bp.arguments(CaseStartSchema)
+@bp.response(201, InstanceSchema)
+@bp.doc(security=[BEARER])
+def start_case(body: dict[str, Any]) -> Any:
+    """Start a process the caller may start, with its start data; 422 lists the field errors."""
+    return catalogue.start(
+        db(), api_actor(), body["key"], body["data"], business_key=body["business_key"]
+    )
+
+
+@bp.route("/tasks/<id:task_id>/attachments", methods=["POST"])
+@bp.arguments(UploadSchema, location="files")
+@bp.response(201, StoredFileSchema)
+@bp.doc(security=[BEARER])
+def upload(files: dict[str, Any], task_id: int) -> attachments.StoredFile:
+    """Store a file for a task the caller may work (PDF, JPEG, PNG, DOCX, XLSX; at most 10 MB).
+
+    The answer's ``sha256`` is what the task's attachment fields take.
+    """
+    chosen = files["file"]
+    try:
+        if not chosen.filename:
+            message = "请选择文件 / choose a file"
+            raise InvalidInputError(message, {"file": [message]})
+        content = chosen.read(attachments.MAX_BYTES + 1)
+    finally:
+        chosen.close()
+    return attachments.store_file(db(), api_actor(), task_id, chosen.filename, content)
 
 
 def _locale() -> str:

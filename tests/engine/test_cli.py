@@ -189,7 +189,7 @@ def test_deploy_start_tasks_claim_complete_and_instance(db: Database, opsflow: O
         "--as",
         "sales1",
         "--data",
-        json.dumps({"channel": "电话"}),
+        json.dumps({"voucher_no": "电话"}),
         "--business-key",
         "EXP-CLI-1",
     )
@@ -250,7 +250,7 @@ def test_deploy_start_tasks_claim_complete_and_instance(db: Database, opsflow: O
 
     view = runtime.get_instance(db, case_id)
     assert view.summary.business_key == "EXP-CLI-1"
-    assert view.data["channel"] == "电话"
+    assert view.data["voucher_no"] == "电话"
     assert view.data["amount"] == "800.00"
 
     (intact,) = run("audit", "verify")
@@ -548,7 +548,7 @@ HUGE_ID = "99999999999999999999"  # above 2**63
 
 def _nested(levels: int) -> str:
     """A JSON object whose deepest value is ``levels`` lists and objects down."""
-    return '{"a": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
+    return '{"purpose": ' + "[" * (levels - 1) + "]" * (levels - 1) + "}"
 
 
 def _hostile_file(tmp_path: Path) -> Path:

@@ -41,6 +41,7 @@ class Startable:
     called: bool = False  # another process calls it: it starts from there, with that case's data
     description: str = ""  # the diagram's bpmn:documentation
     clauses: tuple[Clause, ...] = ()  # the regulation clauses it serves
+    fields: frozenset[str] = frozenset()  # the fields of its forms: what start data may hold
 
     def matches(self, search: str) -> bool:
         """Every word of ``search`` is in the name, key, description or a clause (number or words)."""
@@ -79,7 +80,8 @@ def start(
     """Start the latest version of ``key`` as ``actor``, with ``data`` as the case's first data.
 
     :raise NotFoundError: no such process. :raise PermissionDeniedError: (audited)
-    :raise InvalidInputError: a business key longer than ``BUSINESS_KEY_LENGTH``.
+    :raise InvalidInputError: a business key longer than ``BUSINESS_KEY_LENGTH``, or data the
+        names a field no form of the process has (no process declares a start form of its own).
     """
     if business_key is not None and len(business_key) > BUSINESS_KEY_LENGTH:
         message = (
@@ -91,6 +93,7 @@ def start(
     entry = next((e for e in _latest(db) if e.key == key), None)
     if entry is None:
         raise NotFoundError(f"流程不存在 / no process '{key}'")
+    _check_start_data(entry, data)
     if entry.called:
         raise ConflictError(
             f"“{entry.name}”由其他流程调用发起，不能单独发起 / {key} is started by the process that "
@@ -103,6 +106,16 @@ def start(
                 f"this process (it needs the role {', '.join(sorted(entry.roles))})"
             )
     return instance_actions.start_instance(db, actor, key, data, business_key=business_key)
+
+
+def _check_start_data(entry: Startable, data: Mapping[str, Any] | None) -> None:
+    """Start data may only name fields of the process's forms (no process has a start form)."""
+    unknown = sorted(str(name) for name in data or {} if name not in entry.fields)
+    if unknown:
+        message = "此流程的表单没有此字段 / no form of this process has this field"
+        raise InvalidInputError(
+            "发起数据无效 / the start data is invalid", {name: [message] for name in unknown}
+        )
 
 
 def _may_start(actor: Actor, entry: Startable) -> bool:
@@ -155,6 +168,11 @@ def _compute_latest(db: Database, session: Session) -> list[Startable]:
                 definition.key in called,
                 definition.compiled.documentation,
                 clauses_of(definition.key),
+                frozenset(
+                    field.name
+                    for key in definition.forms
+                    for field in caches.of(db).form(definition, key).fields
+                ),
             )
         )
     return found
