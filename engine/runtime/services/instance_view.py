@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit, bpmn, forms
 from engine.errors import NotFoundError
-from engine.people import identity
+from engine.people import assignment, identity
 from engine.people.identity import Actor
 from engine.runtime.base import access, caches, unit_of_work
 from engine.runtime.step.steps import InstanceSummary
@@ -22,6 +22,51 @@ from engine.storage.db import Database
 from engine.storage.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.storage.store import OPEN
 from engine.storage.txn import Txn
+
+MESSAGE_ROLE = "messageRole"
+"""A catch event's property naming the role (code or name) that enters its message."""
+MESSAGE_ANSWERERS = ("ADMIN",)
+"""Roles that may deliver any awaited message (integrations run as an administrator)."""
+
+
+@dataclass(frozen=True)
+class AwaitedMessage:
+    """An outside answer the case waits for: the message, the event waiting for it, the role
+    that liaises with the outside party and enters it, and its form (None: free fields)."""
+
+    message: str
+    bpmn_id: str
+    name: str
+    role: str | None
+    form_key: str | None
+
+
+def awaited_messages(definition: caches.Definition, workflow: Any) -> tuple[AwaitedMessage, ...]:
+    """What the workflow waits for from outside, one entry per message (its first waiting event).
+
+    The liaising role: the event's ``messageRole`` property, else its lane, else (a boundary
+    event) the lane of the task it is attached to.
+    """
+    found: dict[str, AwaitedMessage] = {}
+    for event in bpmn.awaited_messages(workflow):
+        if event.message in found:
+            continue
+        named = event.properties.get(MESSAGE_ROLE)
+        role = (
+            assignment.role_for_lane(named, {})
+            if named
+            else assignment.role_for_lane(event.lane or event.attached_lane, {})
+        )
+        form = event.message if event.message in definition.forms else None
+        found[event.message] = AwaitedMessage(event.message, event.bpmn_id, event.name, role, form)
+    return tuple(found.values())
+
+
+def may_answer(actor: Actor, awaited: AwaitedMessage) -> bool:
+    """Whether the actor may enter this outside answer: the liaising role, or an administrator."""
+    return actor.has_role(*MESSAGE_ANSWERERS) or (
+        awaited.role is not None and actor.has_role(awaited.role)
+    )
 
 
 @dataclass(frozen=True)
@@ -33,6 +78,7 @@ class InstanceView:
     waiting_messages: tuple[str, ...]
     waiting_timers: tuple[tuple[str, datetime], ...]
     history: tuple[Mapping[str, Any], ...]
+    awaiting: tuple[AwaitedMessage, ...] = ()
 
 
 def get_instance(db: Database, instance_id: int) -> InstanceView:
@@ -74,6 +120,7 @@ def view_of(db: Database, session: Session, instance_id: int) -> InstanceView:
         tuple(bpmn.waiting_messages(workflow)),
         tuple(bpmn.waiting_timers(workflow)),
         tuple(audit.history(session, instance_id)),
+        awaited_messages(definition, workflow),
     )
 
 
