@@ -245,7 +245,7 @@ class FailedCaseSchema(Schema):
     business_key = fields.Str(allow_none=True)
     element = fields.Str(allow_none=True)
     message = fields.Str(allow_none=True)
-    since = fields.Str(allow_none=True, metadata={"description": "when it failed (ISO time)"})
+    since = fields.DateTime(allow_none=True, metadata={"description": "when it failed"})
 
 
 @bp.route("/cases/<id:case_id>/messages/<string(maxlength=128):name>", methods=["POST"])
@@ -255,7 +255,9 @@ class FailedCaseSchema(Schema):
 def case_message(body: dict[str, Any], case_id: int, name: str) -> Any:
     """Deliver an outside answer to the case waiting for it (the liaising role, or ADMIN);
     409 when it waits for no such message, 422 lists the field errors."""
-    return runtime.correlate_message(db(), api_actor(), name, body["data"], instance_id=case_id)
+    return runtime.correlate_message(
+        db(), api_actor(), name, body["data"], instance_id=case_id, locale=_locale()
+    )
 
 
 @bp.route("/messages/<string(maxlength=128):name>", methods=["POST"])
@@ -265,7 +267,7 @@ def case_message(body: dict[str, Any], case_id: int, name: str) -> Any:
 def keyed_message(body: dict[str, Any], name: str) -> Any:
     """Deliver an outside answer to the running case with this business key (integrations)."""
     return runtime.correlate_message(
-        db(), api_actor(), name, body["data"], business_key=body["business_key"]
+        db(), api_actor(), name, body["data"], business_key=body["business_key"], locale=_locale()
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -26,7 +27,7 @@ class FailedCase:
     business_key: str | None
     element: str | None
     message: str | None
-    since: str | None  # ISO time of the failure, as the audit trail recorded it
+    since: datetime | None  # when it failed, as the audit trail recorded it
 
 
 def may_see_failures(actor: Actor) -> bool:
@@ -67,7 +68,7 @@ def failed_cases(db: Database, actor: Actor, *, limit: int = 200) -> list[Failed
                 instance.business_key,
                 instance.error_element,
                 instance.error_message,
-                at,
+                datetime.fromisoformat(at) if at else None,
             )
             for instance, key, at in rows
         ]

@@ -90,13 +90,16 @@ def correlate_message(
     *,
     instance_id: int | None = None,
     business_key: str | None = None,
+    locale: str = "zh",
 ) -> InstanceSummary:
-    """Deliver an outside party's answer to the instance waiting for it (by id or business key).
+    """Deliver an outside party's answer to the instance waiting for it (by id or business key),
+    entered by the role that liaises with that party (or an administrator, for integrations).
 
     :raise NotFoundError: no running instance. :raise ConflictError: it is not waiting for that message.
-    :raise InvalidInputError: the payload does not fit the message's form.
+    :raise PermissionDeniedError: (audited) not the liaising role.
+    :raise InvalidInputError: the payload does not fit the message's form (errors in ``locale``).
     """
-    work = partial(_correlate, db, actor, message_name, payload, instance_id, business_key)
+    work = partial(_correlate, db, actor, message_name, payload, instance_id, business_key, locale)
     return unit_of_work.run(db, actor, work, instance_id)
 
 
@@ -107,6 +110,7 @@ def _correlate(
     payload: Mapping[str, Any],
     instance_id: int | None,
     business_key: str | None,
+    locale: str,
     tx: Txn,
 ) -> InstanceSummary:
     instance = store.lock_instance(tx, _find_instance_id(tx, instance_id, business_key))
@@ -116,7 +120,7 @@ def _correlate(
     hot = steps.checkout(db, tx, instance, definition)
     try:
         _check_may_answer(actor, definition, hot.workflow, message_name)
-        cleaned = _message_payload(db, definition, message_name, payload)
+        cleaned = _message_payload(db, definition, message_name, payload, locale)
     except Exception:
         caches.of(db).checkin(instance.id, hot)  # untouched: still the committed version
         raise
@@ -165,13 +169,18 @@ def _find_instance_id(tx: Txn, instance_id: int | None, business_key: str | None
 
 
 def _message_payload(
-    db: Database, definition: caches.Definition, name: str, payload: Mapping[str, Any]
+    db: Database,
+    definition: caches.Definition,
+    name: str,
+    payload: Mapping[str, Any],
+    locale: str,
 ) -> dict[str, Any]:
     if name in definition.forms:
         return forms.validate(
             caches.of(db).form(definition, name),
             payload,
             today=clock.now().astimezone(workdays.CHINA_TZ).date(),
+            locale=locale,
         )
     bad = {
         k: ["只允许文本、数字、布尔值 / only text, numbers and booleans"]

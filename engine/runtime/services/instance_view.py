@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -16,7 +16,7 @@ from engine.errors import NotFoundError
 from engine.people import assignment, identity
 from engine.people.identity import Actor
 from engine.runtime.base import access, caches, unit_of_work
-from engine.runtime.step.steps import InstanceSummary
+from engine.runtime.step.steps import RUNNING, InstanceSummary
 from engine.storage import store
 from engine.storage.db import Database
 from engine.storage.models import HumanTask, ProcessDefinition, ProcessInstance
@@ -79,6 +79,8 @@ class InstanceView:
     waiting_timers: tuple[tuple[str, datetime], ...]
     history: tuple[Mapping[str, Any], ...]
     awaiting: tuple[AwaitedMessage, ...] = ()
+    answer_forms: Mapping[str, forms.FormDefinition | None] = field(default_factory=dict)
+    """The awaited messages the reader may enter (``open_case``), with their forms."""
 
 
 def get_instance(db: Database, instance_id: int) -> InstanceView:
@@ -189,8 +191,20 @@ def open_case(db: Database, actor: Actor, instance_id: int) -> InstanceView:
 
 
 def _open(db: Database, actor: Actor, instance_id: int, session: Session, tx: Txn) -> InstanceView:
-    access.check_may_read_case(tx, actor, store.instance(tx, instance_id))
-    return view_of(db, session, instance_id)
+    instance = store.instance(tx, instance_id)
+    access.check_may_read_case(tx, actor, instance)
+    view = view_of(db, session, instance_id)
+    if view.summary.status != RUNNING:
+        return view
+    definition = caches.of(db).load_definition(session, instance.definition_id)
+    answer_forms = {
+        awaited.message: (
+            caches.of(db).form(definition, awaited.form_key) if awaited.form_key else None
+        )
+        for awaited in view.awaiting
+        if may_answer(actor, awaited)
+    }
+    return replace(view, answer_forms=answer_forms)
 
 
 @dataclass(frozen=True)
