@@ -2,7 +2,8 @@
 
 Clients send ``Authorization: Bearer <token>`` with a token a user created on their settings page.
 The endpoints are the inbox's: list, claim and complete tasks; start processes; read a case and
-its history. Errors come as JSON ``{"status", "message", "errors"}`` (``webapp.errors``).
+its history; deliver an outside answer (a message) by case id or business key; list the failed
+cases, retry or cancel one. Errors come as JSON ``{"status", "message", "errors"}`` (``webapp.errors``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from engine import bpmn, runtime
 from engine.config import PROJECT_ROOT
@@ -24,7 +24,7 @@ from engine.errors import ConflictError, InvalidInputError, PermissionDeniedErro
 from engine.people import api_tokens
 from engine.runtime.services import failures
 from engine.storage.db import Database
-from engine.storage.models import ProcessInstance
+from engine.storage.models import AuditEvent, ProcessInstance
 from engine.timekeeping.clock import FrozenClock
 from tests.conftest import ActorOf, Opsflow, history_types, work
 from tests.engine.test_runtime import DIVIDE, deploy
@@ -258,6 +258,11 @@ def test_admin_and_ops_see_the_failed_cases_with_element_message_and_time(
     assert row.since == datetime(2026, 5, 6, 1, 0, tzinfo=UTC)
     with pytest.raises(PermissionDeniedError):
         failures.failed_cases(db, actor("sales1"))
+    with db.read() as session:
+        refused = session.scalars(
+            select(AuditEvent.actor).where(AuditEvent.type == "permission_denied")
+        ).all()
+    assert refused == ["sales1"]
     client, headers = _client(app, db, actor, "admin")
     listed = client.get("/api/v1/failed-cases", headers=headers)
     assert [c["id"] for c in listed.get_json()] == [case_id]
