@@ -33,6 +33,7 @@ def answer(case_id: int, name: str) -> ResponseReturnValue:
     case = instance_view.open_case(db(), actor(), case_id)
     data = form_input.parse(case.answer_forms.get(name), request.form)  # the engine refuses
     try:
+        _refuse_uploads()
         runtime.correlate_message(db(), actor(), name, data, instance_id=case_id, locale=language())
     except InvalidInputError as exc:
         errors = {k: [engine_text(m) for m in v] for k, v in exc.field_errors.items()}
@@ -61,3 +62,12 @@ def comment(case_id: int) -> ResponseReturnValue:
     flash(_("评论已添加"))
     fallback = url_for("cases.show", case_id=case_id)
     return redirect(local_path(request.form.get("next"), fallback))
+
+
+def _refuse_uploads() -> None:
+    """Files are stored per task; an outside answer has none yet, so a chosen file is refused
+    rather than silently dropped."""
+    chosen = {name for name, upload in request.files.items(multi=True) if upload.filename}
+    if chosen:
+        message = "外部答复暂不能上传附件 / files cannot be uploaded with an outside answer yet"
+        raise InvalidInputError(message, {name: [message] for name in sorted(chosen)})

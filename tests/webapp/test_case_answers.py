@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from flask import Flask
 from playwright.sync_api import expect
@@ -71,6 +73,22 @@ def test_a_wrong_answer_shows_field_errors_inline_in_the_readers_language_with_i
     assert "必填" not in html  # English, the reader's language
     assert 'value="2026-03-04T10:00:00+08:00"' in html  # the input kept
     assert runtime.get_instance(db, case_id).summary.version == version
+
+
+def test_a_file_chosen_with_an_answer_is_refused_not_dropped(
+    db: Database, actor: ActorOf, login: Login
+) -> None:
+    case_id = claims.submitted_case(db, actor)
+    client = login("ops1")
+    upload = (io.BytesIO(b"%PDF-1.7\n%%EOF\n"), "通知书.pdf")
+    refused = client.post(
+        answer_url(case_id),
+        data={**SUPPLEMENT, "notice": upload, "csrf_token": client.csrf},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    assert "外部答复暂不能上传附件" in refused.get_data(as_text=True)
+    assert claims.MESSAGE in runtime.get_instance(db, case_id).waiting_messages
 
 
 def test_someone_outside_the_liaising_role_is_refused_and_nothing_changes(
