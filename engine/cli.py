@@ -18,7 +18,7 @@ from engine.config import Settings
 from engine.definitions import registry
 from engine.errors import InvalidDefinitionError, InvalidInputError, OpsflowError
 from engine.people import identity
-from engine.runtime.services import catalogue, inbox, timers
+from engine.runtime.services import catalogue, failures, inbox, timers
 from engine.storage.db import Database
 from engine.storage.models import MAX_ROW_ID
 
@@ -397,6 +397,77 @@ def instance(state: _State, instance_id: int) -> None:
         click.echo(
             f"  #{event['seq']} {event['at']} {event['actor']} {event['type']} {event['task_id'] or ''}"
         )
+
+
+# --- outside answers and failed cases ---
+
+
+@main.command()
+@click.argument("name")
+@click.option("--instance", "instance_id", type=ROW_ID, default=None, help="the case's id")
+@click.option("--business-key", default=None, help="the running case's business key")
+@_as_user()
+@click.option("--data", default="{}", help="the answer as a JSON object (the message's form)")
+@click.pass_obj
+def message(
+    state: _State,
+    name: str,
+    instance_id: int | None,
+    business_key: str | None,
+    username: str,
+    data: str,
+) -> None:
+    """Deliver an outside party's answer NAME to the case waiting for it, as USER (its liaison)."""
+    if (instance_id is None) == (business_key is None):
+        raise InvalidInputError(
+            "请给出 --instance 或 --business-key 之一 / give one of --instance or --business-key"
+        )
+    summary = runtime.correlate_message(
+        state.db,
+        _actor(state, username),
+        name,
+        _json_arg(data),
+        instance_id=instance_id,
+        business_key=business_key,
+    )
+    click.echo(
+        f"message {name} delivered; instance {summary.id}: {summary.status}; open tasks: {list(summary.open_task_ids)}"
+    )
+
+
+@main.command()
+@_as_user(default="system", show_default=True, help="the user asking: ADMIN or OPS")
+@click.pass_obj
+def failed(state: _State, username: str) -> None:
+    """List the cases in the error state (ADMIN and OPS): element, message, since when."""
+    actor = identity.SYSTEM if username == "system" else _actor(state, username)
+    for case in failures.failed_cases(state.db, actor):
+        click.echo(
+            f"instance {case.id}: {case.process_key} {case.title} [{case.element}] {case.message} since {case.since}"
+        )
+
+
+@main.command()
+@click.argument("instance_id", type=ROW_ID)
+@_as_user()
+@click.pass_obj
+def retry(state: _State, instance_id: int, username: str) -> None:
+    """Run a failed case's step again once its cause is fixed (ADMIN, PO, OPS)."""
+    summary = runtime.retry_instance(state.db, _actor(state, username), instance_id)
+    click.echo(
+        f"instance {summary.id}: {summary.status}; open tasks: {list(summary.open_task_ids)}"
+    )
+
+
+@main.command()
+@click.argument("instance_id", type=ROW_ID)
+@click.option("--reason", required=True, help="why the case is cancelled (audited)")
+@_as_user()
+@click.pass_obj
+def cancel(state: _State, instance_id: int, reason: str, username: str) -> None:
+    """Cancel a case with a reason (its starter, DM, ADMIN; a failed case also OPS)."""
+    summary = runtime.cancel_instance(state.db, _actor(state, username), instance_id, reason)
+    click.echo(f"instance {summary.id}: {summary.status}")
 
 
 @main.group(name="audit")

@@ -29,6 +29,7 @@ from webapp import (
     cases,
     catalogue,
     errors,
+    failures,
     headers,
     i18n,
     inbox,
@@ -66,7 +67,7 @@ def create_app(
     headers.init_app(app)
     auth.init_app(app)
     i18n.init_app(app)
-    for module in (auth, inbox, tasks, cases, catalogue, account, notifications, assets):
+    for module in (auth, inbox, tasks, cases, catalogue, account, notifications, assets, failures):
         app.register_blueprint(module.bp)
     api.init_app(app)
     errors.init_app(app)

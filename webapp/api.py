@@ -2,7 +2,8 @@
 
 Clients send ``Authorization: Bearer <token>`` with a token a user created on their settings page.
 The endpoints are the inbox's: list, claim and complete tasks; start processes; read a case and
-its history. Errors come as JSON ``{"status", "message", "errors"}`` (``webapp.errors``).
+its history; deliver an outside answer (a message) by case id or business key; list the failed
+cases, retry or cancel one. Errors come as JSON ``{"status", "message", "errors"}`` (``webapp.errors``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from engine import runtime
 from engine.errors import InvalidInputError, PermissionDeniedError
 from engine.people import api_tokens
 from engine.people.identity import Actor
-from engine.runtime.services import attachments, catalogue, inbox, instance_view
+from engine.runtime.services import attachments, catalogue, failures, inbox, instance_view
 from webapp import request_input
 from webapp.auth import csrf, db
 from webapp.i18n import engine_text
@@ -261,6 +262,90 @@ def upload(files: dict[str, Any], task_id: int) -> attachments.StoredFile:
     finally:
         chosen.close()
     return attachments.store_file(db(), api_actor(), task_id, chosen.filename, content)
+
+
+# --- outside answers and failed cases ---
+
+
+class MessageSchema(Schema):
+    data = fields.Dict(
+        keys=fields.Str(), load_default=dict, metadata={"description": "the message's form data"}
+    )
+
+
+class KeyedMessageSchema(MessageSchema):
+    business_key = fields.Str(
+        required=True, validate=validate.Length(min=1, max=catalogue.BUSINESS_KEY_LENGTH)
+    )
+
+
+class RetrySchema(Schema):
+    data = fields.Dict(
+        keys=fields.Str(), load_default=dict, metadata={"description": "corrected case data"}
+    )
+
+
+class CancelSchema(Schema):
+    reason = fields.Str(required=True, validate=validate.Length(max=2000))
+
+
+class FailedCaseSchema(Schema):
+    id = fields.Int()
+    process_key = fields.Str()
+    title = fields.Str()
+    business_key = fields.Str(allow_none=True)
+    element = fields.Str(allow_none=True)
+    message = fields.Str(allow_none=True)
+    since = fields.DateTime(allow_none=True, metadata={"description": "when it failed"})
+
+
+@bp.route("/cases/<id:case_id>/messages/<string(maxlength=128):name>", methods=["POST"])
+@bp.arguments(MessageSchema)
+@bp.response(200, InstanceSchema)
+@bp.doc(security=[BEARER])
+def case_message(body: dict[str, Any], case_id: int, name: str) -> Any:
+    """Deliver an outside answer to the case waiting for it (the liaising role, or ADMIN);
+    409 when it waits for no such message, 422 lists the field errors."""
+    return runtime.correlate_message(
+        db(), api_actor(), name, body["data"], instance_id=case_id, locale=_locale()
+    )
+
+
+@bp.route("/messages/<string(maxlength=128):name>", methods=["POST"])
+@bp.arguments(KeyedMessageSchema)
+@bp.response(200, InstanceSchema)
+@bp.doc(security=[BEARER])
+def keyed_message(body: dict[str, Any], name: str) -> Any:
+    """Deliver an outside answer to the running case with this business key (integrations)."""
+    return runtime.correlate_message(
+        db(), api_actor(), name, body["data"], business_key=body["business_key"], locale=_locale()
+    )
+
+
+@bp.route("/failed-cases")
+@bp.response(200, FailedCaseSchema(many=True))
+@bp.doc(security=[BEARER])
+def failed_cases() -> list[failures.FailedCase]:
+    """Cases in the error state, with the element and the message (ADMIN and OPS)."""
+    return failures.failed_cases(db(), api_actor())
+
+
+@bp.route("/cases/<id:case_id>/retry", methods=["POST"])
+@bp.arguments(RetrySchema)
+@bp.response(200, InstanceSchema)
+@bp.doc(security=[BEARER])
+def retry(body: dict[str, Any], case_id: int) -> Any:
+    """Run a failed case's step again once its cause is fixed (ADMIN, PO, OPS)."""
+    return runtime.retry_instance(db(), api_actor(), case_id, body["data"] or None)
+
+
+@bp.route("/cases/<id:case_id>/cancel", methods=["POST"])
+@bp.arguments(CancelSchema)
+@bp.response(200, InstanceSchema)
+@bp.doc(security=[BEARER])
+def cancel(body: dict[str, Any], case_id: int) -> Any:
+    """Cancel a case with a reason (its starter, DM, ADMIN; a failed case also OPS)."""
+    return runtime.cancel_instance(db(), api_actor(), case_id, body["reason"])
 
 
 def _locale() -> str:

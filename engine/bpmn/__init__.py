@@ -8,7 +8,9 @@ sandboxed script engine), ``specs`` (parsing, the spec cache, what is read off t
 """
 
 from engine.bpmn.run import (
+    AwaitedMessage,
     ReadyTask,
+    awaited_messages,
     case_title,
     catch_message,
     clock_paused,
@@ -60,11 +62,13 @@ from engine.bpmn.xml import (
 
 __all__ = [
     "MAX_XML_BYTES",
+    "AwaitedMessage",
     "CompiledProcess",
     "Expression",
     "ReadyTask",
     "ServiceTaskSpec",
     "StateWriter",
+    "awaited_messages",
     "bundle_digest",
     "called_element_ids",
     "case_title",

@@ -158,6 +158,54 @@ def waiting_messages(workflow: Any) -> list[str]:
     )
 
 
+@dataclass(frozen=True)
+class AwaitedMessage:
+    """A message a waiting catch event (intermediate, boundary, receive task, event-based
+    gateway branch) awaits, with what names who answers it."""
+
+    message: str
+    bpmn_id: str
+    name: str
+    lane: str | None
+    properties: Mapping[str, str]
+    attached_lane: str | None  # a boundary event: the lane of the task it is attached to
+
+
+def awaited_messages(workflow: Any) -> list[AwaitedMessage]:
+    """Every message the instance waits for, one entry per waiting event, in BPMN id order."""
+    found = []
+    for each in (workflow, *workflow.subprocesses.values()):
+        for task in each.tasks.values():
+            if task._state != TaskState.WAITING:
+                continue
+            for definition in _event_definitions(task):
+                if isinstance(definition, MessageEventDefinition):
+                    found.append(_awaited(task, definition.name))
+    return sorted(set(found), key=lambda m: (m.message, m.bpmn_id))
+
+
+def _awaited(task: Any, message: str) -> AwaitedMessage:
+    spec = task.task_spec
+    parent = getattr(task.parent, "task_spec", None)  # a boundary event's parent: the task's host
+    attached = getattr(parent, "main_child_task_spec", None)
+    properties = (getattr(spec, "extensions", None) or {}).get("properties", {})
+    return AwaitedMessage(
+        message,
+        str(spec.bpmn_id or spec.name),
+        str(spec.bpmn_name or spec.bpmn_id or spec.name),
+        spec.lane,
+        _Props(properties),
+        getattr(attached, "lane", None),
+    )
+
+
+class _Props(dict[str, str]):
+    """Hashable properties (an awaited message is a set member)."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
 def waiting_timers(workflow: Any) -> list[tuple[str, dt.datetime]]:
     """(BPMN id, due time) of every timer event the instance waits on."""
     timers = []

@@ -236,8 +236,8 @@ def test_a_failing_script_puts_the_instance_in_error_and_retry_resumes_it(
     assert case.error_element == "compute"
     assert "ZeroDivisionError" in (case.error or "")
     assert "instance_failed" in history_types(db, case.id)
-    with pytest.raises(PermissionDeniedError):
-        runtime.retry_instance(db, actor("ops1"), case.id, {"parts": 4})
+    with pytest.raises(PermissionDeniedError):  # neither PO, ADMIN nor OPS
+        runtime.retry_instance(db, actor("sales1"), case.id, {"parts": 4})
     retried = runtime.retry_instance(db, actor("po1"), case.id, {"parts": 4})
     assert retried.status == runtime.RUNNING
     assert runtime.get_instance(db, case.id).data["share"] == 25

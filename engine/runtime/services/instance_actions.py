@@ -14,6 +14,7 @@ from engine.errors import ConflictError, InvalidInputError, NotFoundError, Permi
 from engine.people import identity
 from engine.people.identity import Actor
 from engine.runtime.base import caches, unit_of_work
+from engine.runtime.services import failures, instance_view
 from engine.runtime.step import steps
 from engine.runtime.step.steps import CANCELLED, ERROR, RUNNING, InstanceSummary
 from engine.storage import store, txn
@@ -89,13 +90,16 @@ def correlate_message(
     *,
     instance_id: int | None = None,
     business_key: str | None = None,
+    locale: str = "zh",
 ) -> InstanceSummary:
-    """Deliver an outside party's answer to the instance waiting for it (by id or business key).
+    """Deliver an outside party's answer to the instance waiting for it (by id or business key),
+    entered by the role that liaises with that party (or an administrator, for integrations).
 
     :raise NotFoundError: no running instance. :raise ConflictError: it is not waiting for that message.
-    :raise InvalidInputError: the payload does not fit the message's form.
+    :raise PermissionDeniedError: (audited) not the liaising role.
+    :raise InvalidInputError: the payload does not fit the message's form (errors in ``locale``).
     """
-    work = partial(_correlate, db, actor, message_name, payload, instance_id, business_key)
+    work = partial(_correlate, db, actor, message_name, payload, instance_id, business_key, locale)
     return unit_of_work.run(db, actor, work, instance_id)
 
 
@@ -106,19 +110,20 @@ def _correlate(
     payload: Mapping[str, Any],
     instance_id: int | None,
     business_key: str | None,
+    locale: str,
     tx: Txn,
 ) -> InstanceSummary:
     instance = store.lock_instance(tx, _find_instance_id(tx, instance_id, business_key))
     if instance.status != RUNNING:
         raise ConflictError(f"流程实例状态为 {instance.status} / the case is {instance.status}")
     definition = caches.definition(db, tx, instance.definition_id)
-    cleaned = _message_payload(db, definition, message_name, payload)
     hot = steps.checkout(db, tx, instance, definition)
-    if message_name not in bpmn.waiting_messages(hot.workflow):
+    try:
+        _check_may_answer(actor, definition, hot.workflow, message_name)
+        cleaned = _message_payload(db, definition, message_name, payload, locale)
+    except Exception:
         caches.of(db).checkin(instance.id, hot)  # untouched: still the committed version
-        raise ConflictError(
-            f"流程实例未在等待消息 {message_name} / the case is not waiting for '{message_name}'"
-        )
+        raise
     failure = steps.attempt(
         tx, actor, instance.id, hot, lambda: bpmn.catch_message(hot.workflow, message_name, cleaned)
     )
@@ -130,6 +135,22 @@ def _correlate(
         payload={"message": message_name, "data": forms.to_json_data(cleaned)},
     )
     return steps.persist(db, tx, actor, instance, definition, hot, failure)
+
+
+def _check_may_answer(
+    actor: Actor, definition: caches.Definition, workflow: Any, message_name: str
+) -> None:
+    """:raise ConflictError: nobody waits for it. :raise PermissionDeniedError: not the liaison."""
+    awaited = {a.message: a for a in instance_view.awaited_messages(definition, workflow)}
+    if message_name not in awaited:
+        raise ConflictError(
+            f"流程实例未在等待消息 {message_name} / the case is not waiting for '{message_name}'"
+        )
+    if not instance_view.may_answer(actor, awaited[message_name]):
+        role = awaited[message_name].role or "ADMIN"
+        raise PermissionDeniedError(
+            f"只有 {role} 角色可以录入此外部答复 / only the {role} role may enter this outside answer"
+        )
 
 
 def _find_instance_id(tx: Txn, instance_id: int | None, business_key: str | None) -> int:
@@ -148,13 +169,18 @@ def _find_instance_id(tx: Txn, instance_id: int | None, business_key: str | None
 
 
 def _message_payload(
-    db: Database, definition: caches.Definition, name: str, payload: Mapping[str, Any]
+    db: Database,
+    definition: caches.Definition,
+    name: str,
+    payload: Mapping[str, Any],
+    locale: str,
 ) -> dict[str, Any]:
     if name in definition.forms:
         return forms.validate(
             caches.of(db).form(definition, name),
             payload,
             today=clock.now().astimezone(workdays.CHINA_TZ).date(),
+            locale=locale,
         )
     bad = {
         k: ["只允许文本、数字、布尔值 / only text, numbers and booleans"]
@@ -167,9 +193,18 @@ def _message_payload(
 
 
 def cancel_instance(db: Database, actor: Actor, instance_id: int, reason: str) -> InstanceSummary:
-    """Cancel a running case (its starter, a manager or an administrator)."""
+    """Cancel a running case with a reason (its starter, a manager or an administrator; a case
+    in error also operations).
+
+    :raise InvalidInputError: no reason. :raise PermissionDeniedError: (audited)
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInputError(
+            "撤销须说明理由 / a cancellation needs a reason",
+            {"reason": ["必填 / required"]},
+        )
     return unit_of_work.run(
-        db, actor, partial(_cancel, db, actor, instance_id, reason), instance_id
+        db, actor, partial(_cancel, db, actor, instance_id, reason.strip()), instance_id
     )
 
 
@@ -177,9 +212,11 @@ def _cancel(db: Database, actor: Actor, instance_id: int, reason: str, tx: Txn) 
     instance = store.lock_instance(tx, instance_id)
     if instance.status not in (RUNNING, ERROR):
         raise ConflictError(f"流程实例状态为 {instance.status} / the case is {instance.status}")
-    if instance.started_by != actor.id and not actor.has_role("DM", "ADMIN"):
+    in_error = instance.status == ERROR and failures.may_see_failures(actor)
+    if instance.started_by != actor.id and not actor.has_role("DM", "ADMIN") and not in_error:
         raise PermissionDeniedError(
-            "只有发起人、部门经理或管理员可以撤销 / only the starter, the manager or an admin may cancel"
+            "只有发起人、部门经理、管理员（出错的流程还有运营管理组）可以撤销 / only the starter,"
+            " the manager or an admin (a failed case also operations) may cancel"
         )
     definition = caches.definition(db, tx, instance.definition_id)
     instance.status, instance.ended_at = CANCELLED, clock.now()
@@ -199,16 +236,18 @@ def _cancel(db: Database, actor: Actor, instance_id: int, reason: str, tx: Txn) 
 def retry_instance(
     db: Database, actor: Actor, instance_id: int, data: Mapping[str, Any] | None = None
 ) -> InstanceSummary:
-    """Run a failed step again, with corrected data, once the cause is fixed (process owner or admin)."""
+    """Run a failed step again, with corrected data, once the cause is fixed (process owner,
+    admin or operations)."""
     return unit_of_work.run(db, actor, partial(_retry, db, actor, instance_id, data), instance_id)
 
 
 def _retry(
     db: Database, actor: Actor, instance_id: int, data: Mapping[str, Any] | None, tx: Txn
 ) -> InstanceSummary:
-    if not actor.has_role("PO", "ADMIN"):
+    if not actor.has_role(*failures.RETRIERS):
         raise PermissionDeniedError(
-            "只有流程负责人或管理员可以重试 / only a process owner or an admin may retry"
+            "只有流程负责人、管理员或运营管理组可以重试 / only a process owner, an admin or"
+            " operations may retry"
         )
     instance = store.lock_instance(tx, instance_id)
     if instance.status != ERROR:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -13,16 +13,61 @@ from sqlalchemy.orm import Session
 
 from engine import audit, bpmn, forms
 from engine.errors import NotFoundError
-from engine.people import identity
+from engine.people import assignment, identity
 from engine.people.identity import Actor
 from engine.runtime.base import access, caches, unit_of_work
 from engine.runtime.services import case_document
-from engine.runtime.step.steps import InstanceSummary
+from engine.runtime.step.steps import RUNNING, InstanceSummary
 from engine.storage import store
 from engine.storage.db import Database
 from engine.storage.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.storage.store import OPEN
 from engine.storage.txn import Txn
+
+MESSAGE_ROLE = "messageRole"
+"""A catch event's property naming the role (code or name) that enters its message."""
+MESSAGE_ANSWERERS = ("ADMIN",)
+"""Roles that may deliver any awaited message (integrations run as an administrator)."""
+
+
+@dataclass(frozen=True)
+class AwaitedMessage:
+    """An outside answer the case waits for: the message, the event waiting for it, the role
+    that liaises with the outside party and enters it, and its form (None: free fields)."""
+
+    message: str
+    bpmn_id: str
+    name: str
+    role: str | None
+    form_key: str | None
+
+
+def awaited_messages(definition: caches.Definition, workflow: Any) -> tuple[AwaitedMessage, ...]:
+    """What the workflow waits for from outside, one entry per message (its first waiting event).
+
+    The liaising role: the event's ``messageRole`` property, else its lane, else (a boundary
+    event) the lane of the task it is attached to.
+    """
+    found: dict[str, AwaitedMessage] = {}
+    for event in bpmn.awaited_messages(workflow):
+        if event.message in found:
+            continue
+        named = event.properties.get(MESSAGE_ROLE)
+        role = (
+            assignment.role_for_lane(named, {})
+            if named
+            else assignment.role_for_lane(event.lane or event.attached_lane, {})
+        )
+        form = event.message if event.message in definition.forms else None
+        found[event.message] = AwaitedMessage(event.message, event.bpmn_id, event.name, role, form)
+    return tuple(found.values())
+
+
+def may_answer(actor: Actor, awaited: AwaitedMessage) -> bool:
+    """Whether the actor may enter this outside answer: the liaising role, or an administrator."""
+    return actor.has_role(*MESSAGE_ANSWERERS) or (
+        awaited.role is not None and actor.has_role(awaited.role)
+    )
 
 
 @dataclass(frozen=True)
@@ -35,6 +80,9 @@ class InstanceView:
     waiting_timers: tuple[tuple[str, datetime], ...]
     history: tuple[Mapping[str, Any], ...]
     document: case_document.CaseDocument
+    awaiting: tuple[AwaitedMessage, ...] = ()
+    answer_forms: Mapping[str, forms.FormDefinition | None] = field(default_factory=dict)
+    """The awaited messages the reader may enter (``open_case``), with their forms."""
 
 
 def get_instance(db: Database, instance_id: int) -> InstanceView:
@@ -79,6 +127,7 @@ def view_of(db: Database, session: Session, instance_id: int) -> InstanceView:
         tuple(bpmn.waiting_timers(workflow)),
         history,
         case_document.document_of(db, session, definition, instance_id, data, history),
+        awaited_messages(definition, workflow),
     )
 
 
@@ -147,8 +196,20 @@ def open_case(db: Database, actor: Actor, instance_id: int) -> InstanceView:
 
 
 def _open(db: Database, actor: Actor, instance_id: int, session: Session, tx: Txn) -> InstanceView:
-    access.check_may_read_case(tx, actor, store.instance(tx, instance_id))
-    return view_of(db, session, instance_id)
+    instance = store.instance(tx, instance_id)
+    access.check_may_read_case(tx, actor, instance)
+    view = view_of(db, session, instance_id)
+    if view.summary.status != RUNNING:
+        return view
+    definition = caches.of(db).load_definition(session, instance.definition_id)
+    answer_forms = {
+        awaited.message: (
+            caches.of(db).form(definition, awaited.form_key) if awaited.form_key else None
+        )
+        for awaited in view.awaiting
+        if may_answer(actor, awaited)
+    }
+    return replace(view, answer_forms=answer_forms)
 
 
 @dataclass(frozen=True)
