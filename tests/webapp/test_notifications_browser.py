@@ -27,7 +27,9 @@ def test_a_claim_reaching_the_ddm_queue_notifies_the_deputy_manager_live_and_by_
 
     seller = new_page("sales1")
     seller.click("text=发起流程")
-    seller.locator("tr", has_text="费用报销").get_by_role("button", name="发起").click()
+    seller.locator("[data-process=expense_reimbursement]").get_by_role(
+        "button", name="发起"
+    ).click()
     fill_claim(seller, "赴上海参加保险公司产品培训的差旅费用")
     seller.get_by_role("button", name="提交").click()
     expect(seller.locator(".flash")).to_contain_text("任务已完成")
