@@ -1,23 +1,6 @@
-"""Service-task operators: the named steps a diagram may call that read or write case files.
+"""The operator registry: register, run inside a step under a savepoint, audit; deploy-time checks.
 
-A diagram calls one with a service task::
-
-    <bpmn:serviceTask id="hold_archives" name="冻结相关档案">
-      <bpmn:extensionElements>
-        <spiffworkflow:serviceTaskOperator id="archive_hold" resultVariable="hold">
-          <spiffworkflow:parameters>
-            <spiffworkflow:parameter id="related_ref" type="str" value="policy_no"/>
-            ...
-
-Each parameter value is a sandbox expression over the task's data; the result goes into the
-``resultVariable``. The registry refuses unknown operators and missing or unknown parameters at
-deploy time (``problems``). An operator runs inside the step's transaction, so what it writes
-commits or rolls back with the instance; each call runs under a savepoint, so a failing call
-leaves nothing half-written and puts the instance into the error state naming the task. Every
-call is audited (``operator_called``: operator, parameters, result) after the step's own events.
-
-Operators live in ``deadlines`` (the paused clock), ``archives`` (catalogue and holds) and
-``customers`` (customer files and policies) and ``budget`` (the expense budget ledger).
+How a diagram calls an operator: ``engine.case_files``.
 """
 
 from __future__ import annotations
