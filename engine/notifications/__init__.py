@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 
 from engine.config import Settings
 from engine.errors import InvalidInputError
+from engine.storage import deadlines, store
 from engine.storage import notifications as sql
 from engine.storage.db import Database
 from engine.storage.models import (
@@ -28,7 +29,6 @@ from engine.storage.models import (
     TaskReminder,
     User,
 )
-from engine.storage.models import TaskStatus as _TaskStatus
 from engine.storage.notifications import Notice
 from engine.storage.txn import Txn, of_session
 from engine.timekeeping import clock
@@ -53,7 +53,6 @@ QUEUE, ASSIGNED, DELEGATED, REWORK = "queue", "assigned", "delegated", "rework"
 DUE_SOON, OVERDUE, ESCALATED = "due_soon", "overdue", "escalated"
 REMINDER, TEAM_REMINDER = sql.REMINDER, sql.TEAM_REMINDER
 KINDS = (QUEUE, ASSIGNED, DELEGATED, REWORK, DUE_SOON, OVERDUE, ESCALATED, REMINDER, TEAM_REMINDER)
-DUE_SOON_BEFORE = timedelta(hours=24)
 RETRY_AFTER = timedelta(minutes=5)  # doubled at each failed send, up to MAX_RETRY_AFTER
 MAX_RETRY_AFTER = timedelta(hours=1)
 MAX_ATTEMPTS = 8
@@ -162,7 +161,7 @@ def for_new_task(
 def for_overdue(tx: Txn, task: HumanTask, case: str) -> list[Notice]:
     """An overdue task: its holder (or its queue) is told, and their managers (escalation)."""
     params = task_params(task.name, case, task.due_at)
-    excluded = sql_excluded(task.excluded_user_ids)
+    excluded = store.decode_user_ids(task.excluded_user_ids)
     if task.assignee_id is not None:
         holders: tuple[int, ...] = (task.assignee_id,)
         told = Notice(OVERDUE, task.instance_id, task.id, params, holders)
@@ -183,10 +182,6 @@ def for_overdue(tx: Txn, task: HumanTask, case: str) -> list[Notice]:
         managers,
     )
     return [told, escalated]
-
-
-def sql_excluded(text_: str | None) -> tuple[int, ...]:
-    return tuple(int(part) for part in (text_ or "").split(",") if part.strip().isdigit())
 
 
 def _holder_names(tx: Txn, task: HumanTask) -> tuple[str, str]:
@@ -334,10 +329,7 @@ def remind_next_due_soon(db: Database) -> int | None:
         task = session.scalar(
             select(HumanTask)
             .where(
-                HumanTask.status == _TaskStatus.OPEN,
-                HumanTask.sort_due_at > now,
-                HumanTask.sort_due_at <= now + DUE_SOON_BEFORE,
-                HumanTask.paused_at.is_(None),
+                deadlines.due_soon(now),
                 ~select(TaskReminder.task_id)
                 .where(TaskReminder.task_id == HumanTask.id, TaskReminder.kind == DUE_SOON)
                 .exists(),
@@ -354,7 +346,7 @@ def remind_next_due_soon(db: Database) -> int | None:
         if task.assignee_id is not None:
             notice = Notice(DUE_SOON, task.instance_id, task.id, params, (task.assignee_id,))
         else:
-            excluded = sql_excluded(task.excluded_user_ids)
+            excluded = store.decode_user_ids(task.excluded_user_ids)
             notice = Notice(
                 DUE_SOON,
                 task.instance_id,

@@ -11,7 +11,6 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Select,
-    and_,
     case,
     func,
     literal,
@@ -25,6 +24,7 @@ from engine.errors import InvalidInputError, NotFoundError
 from engine.people.identity import Actor
 from engine.storage import store
 from engine.storage.db import Database
+from engine.storage.deadlines import due_soon, overdue
 from engine.storage.models import HumanTask, ProcessDefinition, ProcessInstance, TaskStatus
 from engine.storage.models import SavedFilter as SavedFilterRow
 from engine.timekeeping import clock, workdays
@@ -52,28 +52,6 @@ class TaskRow:
     due_soon: bool  # open, not overdue, due within ``DUE_SOON``
 
 
-DUE_SOON = timedelta(hours=24)
-"""Open tasks due within this are marked as due soon."""
-
-
-def overdue(now: datetime) -> ColumnElement[bool]:
-    """The one rule of "overdue": the task is open, its clock is not paused, its due time passed."""
-    return and_(
-        HumanTask.status == TaskStatus.OPEN,
-        HumanTask.paused_at.is_(None),
-        HumanTask.sort_due_at < now,
-    )
-
-
-def _due_soon(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        HumanTask.status == TaskStatus.OPEN,
-        HumanTask.paused_at.is_(None),
-        HumanTask.sort_due_at >= now,
-        HumanTask.sort_due_at < now + DUE_SOON,
-    )
-
-
 def _flag(condition: ColumnElement[bool]) -> ColumnElement[bool]:
     return type_coerce(case((condition, True), else_=False), Boolean)
 
@@ -99,7 +77,7 @@ _COLUMNS = (
 def _base(now: datetime) -> Select[*tuple[Any, ...]]:
     """The columns of a TaskRow (never a whole instance or definition: their state and XML are big)."""
     return (
-        select(*_COLUMNS, _flag(overdue(now)), _flag(_due_soon(now)))
+        select(*_COLUMNS, _flag(overdue(now)), _flag(due_soon(now)))
         .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
         .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
     )

@@ -20,8 +20,9 @@ from engine import audit, notifications
 from engine.definitions import periodic_starts
 from engine.errors import OpsflowError
 from engine.people import identity
-from engine.runtime.services import inbox, instance_actions
+from engine.runtime.services import instance_actions
 from engine.runtime.step.steps import RUNNING
+from engine.storage import deadlines
 from engine.storage.db import Database
 from engine.storage.models import HumanTask, PeriodicStart, ProcessInstance, Timer, TimerStatus
 from engine.storage.txn import of_session
@@ -129,7 +130,7 @@ def escalate_next_overdue(db: Database) -> int | None:
         task = session.scalar(
             select(HumanTask)
             .where(
-                inbox.overdue(clock.now()),
+                deadlines.overdue(clock.now()),
                 HumanTask.escalated_at.is_(None),
             )
             .order_by(HumanTask.sort_due_at)
